@@ -1,0 +1,37 @@
+"""The local backend: the same engines, in this process, on CPU or a local GPU."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from muse_cli.backends.registry import family as get_family
+from muse_cli.progress import ProgressFn, null_progress
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, str], Any] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def engine(self, family: str, model: str | None = None) -> Any:
+        """The loaded engine for (family, model): built and loaded once, then reused (batch jobs)."""
+        fam = get_family(family)
+        key = (family, model or fam.default_model)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._engines:
+                engine = fam.engine_class()(key[1])
+                engine.load()
+                self._engines[key] = engine
+            return self._engines[key]
+
+    def run(self, family: str, request: Any, *, model: str | None = None, progress: ProgressFn = null_progress) -> Any:
+        engine = self.engine(family, model)
+        # One request at a time per engine: models are not re-entrant, settings travel per call.
+        with self._locks[(family, model or get_family(family).default_model)]:
+            return engine.generate(request, progress=progress)

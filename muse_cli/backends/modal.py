@@ -1,0 +1,170 @@
+"""The Modal backend: calls the deployed "muse" app's classes with `.remote_gen()` / `.remote()`.
+
+modal is imported only here, on first use. Before the first call the backend checks, quickly,
+that the Modal API answers (a bare `.remote()` would hang about 60 s offline) and that the
+deployed app speaks this client's protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+from muse_cli.backends.registry import family as get_family
+from muse_cli.contracts import PROTOCOL_VERSION
+from muse_cli.errors import InputError, MuseError, RuntimeFailure, TransientFailure
+from muse_cli.progress import ProgressFn, null_progress
+
+APP_NAME = "muse"
+REACH_TIMEOUT_S = 5.0
+
+HINT_SETUP = "run `modal setup` (or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET), or use --backend local"
+HINT_DEPLOY = "run `muse deploy` to deploy the muse app, or use --backend local"
+HINT_OFFLINE = "check your network, or use --backend local"
+
+
+def modal_server() -> tuple[str, int]:
+    url = urlparse(os.environ.get("MODAL_SERVER_URL", "https://api.modal.com"))
+    return url.hostname or "api.modal.com", url.port or (443 if url.scheme != "http" else 80)
+
+
+def reachable(timeout: float = REACH_TIMEOUT_S) -> tuple[bool, str]:
+    """Can we open a TCP connection to the Modal API within `timeout` seconds?"""
+    host, port = modal_server()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True, f"{host}:{port}"
+    except OSError as exc:
+        return False, f"{host}:{port} ({exc.strerror or type(exc).__name__})"
+
+
+def translate(exc: BaseException) -> MuseError:
+    """Modal's exceptions -> one-line muse errors with the next command to run."""
+    import modal.exception as me
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, me.AuthError):
+        return RuntimeFailure(f"Modal rejected the credentials: {text}", hint=HINT_SETUP)
+    if isinstance(exc, me.NotFoundError):
+        return RuntimeFailure(f"the muse app is not deployed in this Modal workspace ({text})", hint=HINT_DEPLOY)
+    if isinstance(exc, (me.FunctionTimeoutError, getattr(me, "TimeoutError", me.FunctionTimeoutError))):
+        return TransientFailure(f"the remote call timed out: {text}", hint="try a shorter duration or retry")
+    if isinstance(exc, me.ConnectionError):
+        return TransientFailure(f"lost the connection to Modal: {text}", hint=HINT_OFFLINE)
+    if "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower():
+        return RuntimeFailure(f"the GPU ran out of memory: {text}", hint="use a smaller model or a shorter duration")
+    return RuntimeFailure(f"remote call failed: {type(exc).__name__}: {text}")
+
+
+def unpack(reply: dict[str, Any], result_type: Any) -> Any:
+    """A protocol reply -> the result contract, or the error it carries raised as a muse error."""
+    if reply.get("protocol") != PROTOCOL_VERSION:
+        raise RuntimeFailure(
+            f"deployed app is protocol version {reply.get('protocol')}, this client needs {PROTOCOL_VERSION}",
+            hint="run muse deploy",
+        )
+    if "error" in reply:
+        err = reply["error"]
+        kind, message, hint = err.get("type"), err.get("message", "remote error"), err.get("hint")
+        if kind == "input":
+            raise InputError(message, hint)
+        if kind == "transient":
+            raise TransientFailure(message, hint)
+        if kind == "oom":
+            raise RuntimeFailure(f"the GPU ran out of memory: {message}", hint or "use a smaller model or a shorter duration")
+        if kind == "version":
+            raise RuntimeFailure(message, hint or "run muse deploy")
+        raise RuntimeFailure(message, hint)
+    return result_type.model_validate(reply["result"])
+
+
+class ModalBackend:
+    name = "modal"
+
+    def __init__(self, gpu_for: Callable[[str, str], str | None] | None = None) -> None:
+        self._checked = False
+        self._check_lock = threading.Lock()
+        self._gpu_for = gpu_for
+
+    def check(self) -> None:
+        """Reachable and deployed at our protocol version; done once, before the first job."""
+        with self._check_lock:
+            if self._checked:
+                return
+            from muse_cli.backends import modal_credentials_present
+
+            if not modal_credentials_present():
+                raise RuntimeFailure("no Modal credentials found", hint=HINT_SETUP)
+            ok, where = reachable()
+            if not ok:
+                raise RuntimeFailure(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+            info = self.app_info()
+            if info.get("protocol") != PROTOCOL_VERSION:
+                raise RuntimeFailure(
+                    f"deployed app is version {info.get('app_version')} (protocol {info.get('protocol')}), "
+                    f"this client needs protocol {PROTOCOL_VERSION}",
+                    hint="run muse deploy",
+                )
+            self._checked = True
+
+    def app_info(self) -> dict[str, Any]:
+        """The deployed app's version function (CPU only, cheap)."""
+        import modal
+
+        try:
+            return modal.Function.from_name(APP_NAME, "version").remote()
+        except MuseError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    def _instance(self, family: str, model: str) -> Any:
+        import modal
+
+        fam = get_family(family)
+        cls = modal.Cls.from_name(APP_NAME, fam.modal_class)
+        gpu = self._gpu_for(family, model) if self._gpu_for else None
+        if gpu:
+            cls = cls.with_options(gpu=gpu)
+        return cls(model=model)
+
+    def run(self, family: str, request: Any, *, model: str | None = None, progress: ProgressFn = null_progress) -> Any:
+        fam = get_family(family)
+        self.check()
+        payload = {"protocol": PROTOCOL_VERSION, "request": request.model_dump(mode="python")}
+        obj = self._instance(family, model or fam.default_model)
+        try:
+            reply: dict[str, Any] | None = None
+            for event in obj.generate_stream.remote_gen(payload):
+                if event.get("event") == "progress":
+                    progress(event["done"], event["total"])
+                else:
+                    reply = event
+        except MuseError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+        if reply is None:
+            raise TransientFailure("the remote call ended without a result", hint="retry")
+        return unpack(reply, fam.result_type())
+
+    def map(self, family: str, requests: list[Any], *, model: str | None = None) -> Iterator[tuple[int, Any]]:
+        """Fan out over containers; yields (index, result or MuseError) as each finishes."""
+        fam = get_family(family)
+        self.check()
+        obj = self._instance(family, model or fam.default_model)
+        payloads = [{"protocol": PROTOCOL_VERSION, "request": r.model_dump(mode="python")} for r in requests]
+        try:
+            calls = [obj.generate.spawn(p) for p in payloads]
+        except Exception as exc:
+            raise translate(exc) from exc
+        for index, call in enumerate(calls):
+            try:
+                yield index, unpack(call.get(), fam.result_type())
+            except MuseError as err:
+                yield index, err
+            except Exception as exc:
+                yield index, translate(exc)

@@ -1,0 +1,100 @@
+"""The muse command line: Typer commands that parse, call, and report.
+
+Commands live one per module and import nothing heavy at module level, so `muse --help` stays
+fast. Errors from every command are caught once, in `main`, and printed as one line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from muse_cli import __version__
+
+app = typer.Typer(
+    name="muse",
+    help="Generate and analyze music with real models, on Modal GPUs or on this machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+gen = typer.Typer(help="Generate music: MIDI, audio, songs.", no_args_is_help=True)
+app.add_typer(gen, name="gen")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"muse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """muse: generate and analyze music. Results go to stdout, everything else to stderr.
+
+    Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 130 interrupted.
+    """
+
+
+def _register() -> None:
+    # Each module adds its commands to `app` / `gen`; they import only typer at module level.
+    from muse_cli.cli import doctor, gen_midi, render  # noqa: F401
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map every failure to one line and an exit code."""
+    sys.exit(int(run(argv if argv is not None else sys.argv[1:])))
+
+
+def run(argv: list[str]) -> int:
+    import click
+
+    from muse_cli import ui as ui_mod
+    from muse_cli.errors import ExitCode, MuseError
+
+    try:
+        rv = app(args=argv, prog_name="muse", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else ExitCode.OK
+    except MuseError as exc:
+        ui = ui_mod.current()
+        if ui.debug:
+            import traceback
+
+            traceback.print_exc()
+        ui.error(exc.message, exc.hint)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        ui_mod.current().error("interrupted")
+        return ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        ui_mod.current().error("interrupted")
+        return ExitCode.INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        # Usage errors: one line plus where to look, exit 2.
+        ui = ui_mod.current()
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx else "muse --help"
+        ui.error(exc.format_message().replace("\n", " "), f"see `{where}`")
+        return ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
+    except BrokenPipeError:
+        # A closed pipe (`muse ... | head`) is not an error of ours.
+        return ExitCode.OK
+    except Exception as exc:
+        ui = ui_mod.current()
+        if ui.debug:
+            import traceback
+
+            traceback.print_exc()
+        message = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ui.error(message, "rerun with --debug for the traceback, and report it")
+        return ExitCode.FAILURE

@@ -1,0 +1,99 @@
+"""`muse gen midi`: text-to-MIDI with MIDI-LLM, or the built-in etude composer offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from muse_cli.cli import gen
+from muse_cli.cli import options as o
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+  muse gen midi --difficulty beginner                 [dim]# an etude, offline[/dim]
+  muse gen midi "a calm piano waltz in D minor"       [dim]# MIDI-LLM (Modal or local weights)[/dim]
+  muse gen midi --difficulty advanced --key F#m --time-signature 6/8 --render
+  muse gen midi --engine etude -n 4 --seed 7 --out-dir etudes --json
+"""
+
+
+@gen.command("midi", epilog=EXAMPLES)
+def gen_midi(
+    prompt: Annotated[Optional[str], typer.Argument(help="What to compose, in words. Optional with structured options.", show_default=False)] = None,
+    difficulty: Annotated[Optional[str], typer.Option(help="beginner, intermediate or advanced.", show_default=False)] = None,
+    key: Annotated[Optional[str], typer.Option(help="Key, e.g. C, F#m, 'Bb major'.", show_default=False)] = None,
+    tempo: Annotated[Optional[float], typer.Option(help="Tempo in BPM (20..300).", show_default=False)] = None,
+    time_signature: Annotated[Optional[str], typer.Option("--time-signature", help="2/4, 3/4, 4/4 or 6/8.", show_default=False)] = None,
+    bars: Annotated[Optional[int], typer.Option(help="Number of bars (etude; 1..256).", show_default=False)] = None,
+    instrument: Annotated[str, typer.Option(help="General MIDI program name or number.")] = "piano",
+    hands: Annotated[Optional[int], typer.Option(help="1 or 2 hands (etude).", show_default=False)] = None,
+    style: Annotated[Optional[str], typer.Option(help="Style words added to the description, e.g. 'baroque'.", show_default=False)] = None,
+    engine: Annotated[str, typer.Option(help="auto (MIDI-LLM when available, else etude), midi-llm or etude.")] = "auto",
+    model: Annotated[Optional[str], typer.Option(help="MIDI-LLM hub id or local path.", show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (> 0). [default: 1.0]", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling, in (0, 1]. [default: 0.98]", show_default=False)] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most MIDI tokens to generate (3..8190). [default: 2046]", show_default=False)] = None,
+    render: Annotated[bool, typer.Option("--render", help="Also render each MIDI to audio.")] = False,
+    soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) for --render through FluidSynth.", show_default=False)] = None,
+    audio_format: Annotated[str, typer.Option("--format", help="Audio format for --render: wav or flac.")] = "wav",
+    count: o.Count = 1,
+    seed: o.Seed = None,
+    output: o.Output = None,
+    out_dir: o.OutDir = None,
+    force: o.Force = False,
+    backend: o.Backend = "auto",
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Compose MIDI from a prompt (MIDI-LLM) or structured options (etude composer offline)."""
+    import time
+
+    from muse_cli import jobs, ui as ui_mod
+    from muse_cli.backends import get_backend
+    from muse_cli.contracts import MidiRequest, RenderRequest
+    from muse_cli.output import Target
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    request = jobs.build(
+        MidiRequest,
+        prompt=prompt, engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
+        time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,
+        count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+    )
+    render_request = (
+        jobs.build(RenderRequest, soundfont=str(soundfont) if soundfont else None, format=audio_format)
+        if render or soundfont
+        else None
+    )
+    if soundfont is not None and not soundfont.is_file():
+        from muse_cli.errors import InputError
+
+        raise InputError(f"--soundfont {str(soundfont)!r}: no such file")
+    folder = Target.plan(stem="muse", out_dir=out_dir, output=output, force=force)
+    chosen = get_backend(backend)
+
+    start = time.perf_counter()
+    label = "composing" if request.engine == "etude" else "generating MIDI"
+    with ui.progress(label, total=request.count) as progress:
+        result, used_backend, notice = jobs.run_midi(request, chosen, progress)
+    if notice:
+        ui.notice(notice)
+    stem = folder.stem if output is not None else jobs.midi_stem(request, result)
+    target = Target(folder.folder, stem, force)
+    saved, notices = jobs.save_midi(
+        request, result, target, backend=used_backend, command="gen midi", render=render_request,
+        timings={"total_s": time.perf_counter() - start},
+    )
+    for note in notices:
+        ui.notice(note)
+    for item in saved:
+        meta = item.summary["metadata"]
+        ui.info(
+            f"{item.paths[0].name}: {meta['noteCount']} notes, {meta['duration']:.1f} s, "
+            f"{meta['key']}, {meta['tempo']:.0f} BPM ({result.engine}, seed {item.summary['seed']})"
+        )
+        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})

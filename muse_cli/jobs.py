@@ -1,0 +1,167 @@
+"""Jobs: run one validated request on a backend and save what it returns.
+
+Shared by the CLI commands, `muse batch` and the HTTP API, so a job behaves the same from all
+three. Nothing here prints: notices are returned for the caller to show.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.output import Target, sidecar, slugify, write_group
+from muse_cli.progress import ProgressFn, null_progress
+
+
+def build(contract: type[BaseModel], /, **fields: Any) -> Any:
+    """Validate fields into a contract; the first problem becomes a one-line InputError (exit 2).
+
+    Options the user did not give (None) are left out so the contract's defaults apply.
+    """
+    try:
+        return contract.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    name = f"--{loc[0].replace('_', '-')}" if loc else "input"
+    message = first.get("msg", "invalid value")
+    message = message.removeprefix("Value error, ")
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, bytes)) or value is None or not loc else f" (got {value!r})"
+    return f"{name}: {message}{shown}" if loc else message
+
+
+@dataclass
+class Saved:
+    """One saved result: its files and the JSON-able summary printed with --json."""
+
+    paths: list[Path]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ MIDI
+
+_STRUCTURED = ("difficulty", "key", "tempo", "style", "time_signature")
+
+
+def midi_has_description(request: Any) -> bool:
+    return request.prompt is not None or any(getattr(request, f) is not None for f in _STRUCTURED)
+
+
+def midi_llm_cached(model: str) -> bool:
+    """Can MIDI-LLM run in-process right now: runtime installed and weights on disk?"""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+        return False
+    if Path(model).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(model, "config.json"), str)
+
+
+def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -> tuple[Any, str, str | None]:
+    """Run a MidiRequest. Returns (result, backend name actually used, notice or None).
+
+    engine=auto uses MIDI-LLM where a backend can run it, else the etude composer, with a notice.
+    engine=midi-llm never falls back. The etude composer always runs in-process: it needs no GPU.
+    """
+    from muse_cli.backends.local import LocalBackend
+
+    if request.engine != "etude" and not midi_has_description(request):
+        raise InputError(
+            "give a prompt or at least one of --difficulty, --key, --tempo, --style, --time-signature"
+        )
+    local = backend if backend.name == "local" else _shared_local()
+    if request.engine == "etude":
+        return local.run("etude", request, progress=progress), "local", None
+    if request.engine == "midi-llm":
+        return backend.run("midi-llm", request, model=request.model, progress=progress), backend.name, None
+    if backend.name == "local" and not midi_llm_cached(request.model):
+        notice = "MIDI-LLM is not available locally (muse models pull midi-llm); using the built-in etude composer"
+        return local.run("etude", request, progress=progress), "local", notice
+    try:
+        return backend.run("midi-llm", request, model=request.model, progress=progress), backend.name, None
+    except InputError:
+        raise
+    except RuntimeFailure as exc:
+        notice = f"MIDI-LLM unavailable ({exc.message}); using the built-in etude composer"
+        return local.run("etude", request, progress=progress), "local", notice
+
+
+_local_singleton: Any = None
+
+
+def _shared_local() -> Any:
+    global _local_singleton
+    if _local_singleton is None:
+        from muse_cli.backends.local import LocalBackend
+
+        _local_singleton = LocalBackend()
+    return _local_singleton
+
+
+def midi_stem(request: Any, result: Any) -> str:
+    """Name from the prompt, else engine + key + difficulty: 'etude-g-major-beginner'."""
+    if request.prompt:
+        return slugify(request.prompt)
+    key = result.samples[0].metadata.key if result.samples else request.key
+    parts = [result.engine, key or "", request.difficulty or ("beginner" if result.engine == "etude" else "")]
+    return slugify(" ".join(p for p in parts if p))
+
+
+def save_midi(
+    request: Any,
+    result: Any,
+    target: Target,
+    *,
+    backend: str,
+    command: str,
+    render: Any | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[list[Saved], list[str]]:
+    """Write each sample as .mid (+ rendered audio) with its sidecar. Returns (saved, notices)."""
+    saved: list[Saved] = []
+    notices: list[str] = []
+    count = len(result.samples)
+    for index, sample in enumerate(result.samples):
+        files = {".mid": sample.midi}
+        times = dict(result.timings, **(timings or {}))
+        if render is not None:
+            from muse_cli.music.render import render_to_bytes
+
+            start = time.perf_counter()
+            audio, out = render_to_bytes(sample.midi, render)
+            times["render_s"] = time.perf_counter() - start
+            files[f".{render.format}"] = audio
+            if out.notice and out.notice not in notices:
+                notices.append(out.notice)
+        meta = sample.metadata.model_dump()
+        record = sidecar(
+            command=command,
+            engine=result.engine,
+            model=result.model,
+            backend=backend,
+            request=request,
+            seed=sample.seed,
+            timings=times,
+            metadata=meta,
+            device=result.device,
+        )
+        if render is not None:
+            record["render"] = render.model_dump()
+        paths = write_group(target.numbered(index, count), files, record)
+        saved.append(Saved(paths, {"engine": result.engine, "seed": sample.seed, "metadata": meta}))
+    return saved, notices

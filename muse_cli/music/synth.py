@@ -1,0 +1,226 @@
+"""The built-in synthesizer: a piano-like additive voice, so MIDI renders with no SoundFont.
+
+Each pitched note is a sum of slightly inharmonic partials (stiff-string stretch), with a two-stage
+exponential decay that is longer for low notes and shorter for high partials, and a spectrum that
+brightens with velocity. Every MIDI program uses this voice. Drum tracks (`is_drum`) become short
+decaying noise bursts (a low sine thump for kick drums 35/36), so grooves stay audible.
+
+Timing contract: a note sounds from its start to its end, extended while the sustain pedal (CC64
+>= 64) is down, then fades out over RELEASE_S. The output lasts `rendered_duration(pm)` seconds:
+the latest such extended end plus RELEASE_S. Every note begins and ends at zero amplitude (raised-
+cosine attack and release ramps), so nothing clicks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+ATTACK_S = 0.003
+RELEASE_S = 0.12
+PEDAL_CC = 64
+DECAY_FLOOR_DB = -80.0
+"""A held note stops once its slowest partial has decayed this far: past it nothing is audible."""
+
+_VELOCITY_BUCKETS = 16  # timbre is cached per bucket; loudness still follows the exact velocity
+_MAX_PARTIALS = 40
+_LEVEL = 0.18  # one forte note peaks well below full scale, leaving room for chords
+_PAN_WIDTH = 0.7  # lowest piano key at 70% left, highest at 70% right (the player's view)
+
+
+@dataclass(frozen=True)
+class _Note:
+    start: int  # samples
+    hold: int  # samples from start to the (pedal-extended) note-off
+    pitch: int
+    velocity: int
+
+
+def rendered_duration(pm) -> float:
+    """Seconds of audio `synthesize` returns for `pm`: last pedal-extended note end + RELEASE_S."""
+    end = 0.0
+    for inst in pm.instruments:
+        for start, stop, _note in _sounding(inst):
+            end = max(end, stop)
+    return end + RELEASE_S
+
+
+def synthesize(pm, sample_rate: int = 44100, stereo: bool = True) -> np.ndarray:
+    """Render a pretty_midi.PrettyMIDI to float32 audio [2 or 1, samples] (not normalised)."""
+    sr = int(sample_rate)
+    total = int(math.ceil(rendered_duration(pm) * sr))
+    out = np.zeros((2 if stereo else 1, total), dtype=np.float32)
+    release = _release_ramp(sr)
+    pitched: dict[tuple[int, int], list[_Note]] = defaultdict(list)
+    drums: list[_Note] = []
+    for inst in pm.instruments:
+        for start, stop, note in _sounding(inst):
+            s = int(round(start * sr))
+            n = _Note(s, max(1, int(round(stop * sr)) - s), int(note.pitch), int(note.velocity))
+            if inst.is_drum:
+                drums.append(n)
+            else:
+                pitched[(n.pitch, _bucket(n.velocity))].append(n)
+
+    for (pitch, bucket), notes in pitched.items():
+        cap = _decay_samples(pitch, sr)
+        longest = min(cap, max(n.hold for n in notes))
+        wave = _piano_tone(pitch, bucket, longest + len(release), sr)
+        gains = _pan_gains(pitch, stereo)
+        for n in notes:
+            _mix(out, wave, min(n.hold, cap), n, release, gains)
+
+    for n in drums:
+        wave = _drum_hit(n.pitch, sr)
+        # Drums ring for at most their own sample, fading from the note-off like any note.
+        _mix(out, wave, min(n.hold, len(wave) - len(release)), n, release, _pan_gains(60, stereo))
+    return out
+
+
+# --------------------------------------------------------------------------------- note timing
+
+
+def _sounding(inst):
+    """(start_s, sounding_end_s, note) per note: note-offs held by the pedal, cut by a restrike."""
+    pedal = _pedal_intervals(inst)
+    notes = sorted(inst.notes, key=lambda n: (n.start, n.pitch))
+    next_strike: dict[int, float] = {}
+    result = []
+    for note in reversed(notes):
+        end = max(note.end, note.start)
+        if not inst.is_drum:
+            for down, up in pedal:
+                if down <= end < up:
+                    end = up
+                    break
+            # A key struck again re-excites the same string: the old sound stops there.
+            following = next_strike.get(note.pitch)
+            if following is not None and following > note.start:
+                end = min(end, following)
+        next_strike[note.pitch] = note.start
+        result.append((note.start, end, note))
+    result.reverse()
+    return result
+
+
+def _pedal_intervals(inst) -> list[tuple[float, float]]:
+    """[(down, up)] seconds for CC64; a pedal still down at the end lifts at the last note end."""
+    intervals: list[tuple[float, float]] = []
+    down: float | None = None
+    for cc in sorted((c for c in inst.control_changes if c.number == PEDAL_CC), key=lambda c: c.time):
+        if cc.value >= 64 and down is None:
+            down = cc.time
+        elif cc.value < 64 and down is not None:
+            intervals.append((down, cc.time))
+            down = None
+    if down is not None:
+        last = max((n.end for n in inst.notes), default=down)
+        intervals.append((down, max(down, last)))
+    return intervals
+
+
+# ---------------------------------------------------------------------------------- the voice
+
+
+def _bucket(velocity: int) -> int:
+    return min(_VELOCITY_BUCKETS - 1, max(0, int(velocity)) * _VELOCITY_BUCKETS // 128)
+
+
+def _fundamental_tau(pitch: int) -> float:
+    """Decay time constant (s) of the fundamental: bass strings ring for seconds, treble briefly."""
+    return float(np.clip(4.0 * 2.0 ** (-(pitch - 48) / 15.0), 0.25, 10.0))
+
+
+def _decay_samples(pitch: int, sr: int) -> int:
+    # The slow stage of the fundamental sets how long anything is audible.
+    return int(_fundamental_tau(pitch) * math.log(10 ** (-DECAY_FLOOR_DB / 20)) * sr)
+
+
+def _release_ramp(sr: int) -> np.ndarray:
+    n = max(2, int(round(RELEASE_S * sr)))
+    return (0.5 + 0.5 * np.cos(np.linspace(0.0, math.pi, n))).astype(np.float32)
+
+
+def _attack_ramp(sr: int, length: int) -> np.ndarray:
+    n = min(length, max(2, int(round(ATTACK_S * sr))))
+    return (0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, n))).astype(np.float32)
+
+
+def _piano_tone(pitch: int, bucket: int, length: int, sr: int) -> np.ndarray:
+    """One note at unit velocity gain: attack ramp included, no release; unit RMS spectrum."""
+    f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
+    brightness = (bucket + 0.5) / _VELOCITY_BUCKETS  # 0..1
+    inharmonicity = float(np.clip(3e-4 * 2.0 ** ((pitch - 60) / 19.0), 5e-5, 4e-3))
+    n = np.arange(1, _MAX_PARTIALS + 1, dtype=np.float64)
+    freqs = n * f0 * np.sqrt(1.0 + inharmonicity * n * n)
+    keep = freqs < 0.45 * sr
+    slope = 2.3 - 1.1 * brightness  # soft notes lose their upper partials
+    cutoff = 1500.0 + 7000.0 * brightness
+    amps = n ** -slope / (1.0 + (freqs / cutoff) ** 2)
+    amps *= np.abs(np.sin(math.pi * n / 7.5)) * 0.8 + 0.2  # hammer near 1/7.5 of the string damps those modes
+    amps[~keep] = 0.0
+    amps[amps < 1e-3 * amps[0]] = 0.0
+    amps /= math.sqrt(float(np.sum(amps**2)))
+    tau = _fundamental_tau(pitch) / (1.0 + 0.12 * (n - 1)) / (1.0 + freqs / 4000.0)
+    rng = np.random.default_rng(pitch * 131 + bucket)
+    phases = rng.uniform(0, 2 * math.pi, size=n.size)
+
+    wave = np.zeros(length, dtype=np.float64)
+    t_all = np.arange(length, dtype=np.float64) / sr
+    floor = math.log(10 ** (-DECAY_FLOOR_DB / 20))
+    for k in np.flatnonzero(amps):
+        m = min(length, int(tau[k] * floor * sr) + 1)
+        t = t_all[:m]
+        slow = np.exp(-t / tau[k])
+        fast = slow * slow
+        fast *= fast  # the prompt sound decays four times faster than the aftersound
+        env = 0.65 * fast + 0.35 * slow
+        wave[:m] += amps[k] * env * np.sin(2 * math.pi * freqs[k] * t + phases[k])
+    ramp = _attack_ramp(sr, length)
+    wave[: len(ramp)] *= ramp
+    return wave.astype(np.float32)
+
+
+def _drum_hit(pitch: int, sr: int) -> np.ndarray:
+    """A short percussion sound: a pitched-down thump for kicks, shaped noise for the rest."""
+    length = int(0.25 * sr) + int(round(RELEASE_S * sr))
+    t = np.arange(length, dtype=np.float64) / sr
+    if pitch in (35, 36):
+        freq = 50.0 + 70.0 * np.exp(-t / 0.03)
+        phase = 2 * math.pi * np.cumsum(freq) / sr
+        wave = np.sin(phase) * np.exp(-t / 0.12)
+    else:
+        rng = np.random.default_rng(pitch)
+        noise = rng.standard_normal(length)
+        # Cymbals (>= 49) ring longer and brighter than snares and toms.
+        tau = 0.25 if pitch >= 49 else 0.06
+        if pitch < 49:
+            noise = np.convolve(noise, np.ones(3) / 3, mode="same")
+        wave = 0.5 * noise * np.exp(-t / tau)
+    ramp = _attack_ramp(sr, length)
+    wave[: len(ramp)] *= ramp
+    return wave.astype(np.float32)
+
+
+def _pan_gains(pitch: int, stereo: bool) -> np.ndarray:
+    if not stereo:
+        return np.ones(1, dtype=np.float32)
+    pos = float(np.clip((pitch - 21) / (108 - 21), 0.0, 1.0)) * 2 - 1  # -1 left .. +1 right
+    theta = (pos * _PAN_WIDTH + 1) * math.pi / 4  # constant power: cos^2 + sin^2 = 1
+    return np.array([math.cos(theta), math.sin(theta)], dtype=np.float32)
+
+
+def _mix(out: np.ndarray, wave: np.ndarray, hold: int, note: _Note, release: np.ndarray, gains) -> None:
+    """Add one note: `hold` samples of its tone, then the release ramp, velocity- and pan-scaled."""
+    seg = wave[: hold + len(release)].copy()
+    tail = seg[hold:]
+    tail *= release[: len(tail)]
+    end = min(out.shape[1], note.start + len(seg))
+    if end <= note.start:
+        return
+    seg = seg[: end - note.start]
+    amp = _LEVEL * (max(1, note.velocity) / 127.0) ** 1.6
+    out[:, note.start : end] += (amp * gains)[:, None] * seg[None, :]

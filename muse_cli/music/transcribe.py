@@ -1,0 +1,232 @@
+"""Polyphonic note transcription with Spotify's basic-pitch (ICASSP 2022) model, run by onnxruntime.
+
+The model file ships inside the `basic-pitch` wheel (installed with `--no-deps`: we need only its
+`nmp.onnx`, not its TensorFlow dependency). Everything around the network is done here with numpy:
+
+- input: mono float32 audio at 22050 Hz, cut into windows of 43844 samples (2 s less one hop);
+- output per window: 172 frames at 22050/256 Hz of `note` (frame), `onset` and `contour`
+  posteriorgrams over the 88 piano keys (contour: 3 bins per semitone, unused here);
+- the outer 15 frames of every window see a truncated context, so they are dropped and windows
+  advance by exactly the 142 kept frames (36352 samples): the kept frames tile one uniform grid, so
+  frame k is at time k * 256 / 22050 s with no drift correction.
+
+Notes are made from onset peaks followed along the frame posteriorgram until it stays below a
+threshold, the model's documented decoding (without its "melodia" pass, which adds onset-less
+notes that on piano are mostly sustain tails).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from muse_cli.errors import RuntimeFailure
+from muse_cli.progress import ProgressFn, null_progress
+
+METHOD = "basic-pitch ICASSP 2022 (onnxruntime)"
+MODEL_ENV = "MUSE_BASIC_PITCH_MODEL"
+"""Environment variable naming an nmp.onnx file, used instead of the one in the basic-pitch wheel."""
+
+SAMPLE_RATE = 22050
+HOP = 256
+FPS = SAMPLE_RATE / HOP
+WINDOW = 2 * SAMPLE_RATE - HOP  # 43844 samples: the model's fixed input length
+WINDOW_FRAMES = 172
+EDGE_FRAMES = 15  # frames dropped at each window edge
+KEPT_FRAMES = WINDOW_FRAMES - 2 * EDGE_FRAMES
+LOWEST_PITCH = 21  # A0, bin 0
+BATCH = 16  # windows per onnxruntime call: bounded memory on long files
+
+_INPUT = "serving_default_input_2:0"
+_OUTPUTS = ("StatefulPartitionedCall:1", "StatefulPartitionedCall:2")  # note (frame), onset
+
+
+@dataclass(frozen=True)
+class Note:
+    onset: float  # seconds
+    offset: float  # seconds
+    pitch: int  # MIDI number
+    velocity: int  # 1..127
+
+
+@dataclass(frozen=True)
+class Posteriors:
+    frame: np.ndarray  # [frames, 88] probability that the key sounds
+    onset: np.ndarray  # [frames, 88] probability that the key starts
+
+
+# ------------------------------------------------------------------------------------- model
+
+
+def model_path() -> Path | None:
+    """The nmp.onnx to use: $MUSE_BASIC_PITCH_MODEL, else the one inside the basic-pitch wheel."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        return Path(override) if Path(override).is_file() else None
+    import importlib.util
+
+    # find_spec on the top-level package does not execute it (its __init__ probes for TensorFlow).
+    spec = importlib.util.find_spec("basic_pitch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        candidate = Path(root) / "saved_models" / "icassp_2022" / "nmp.onnx"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def unavailable_reason() -> str | None:
+    """Why transcription cannot run here, or None when it can."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "onnxruntime is not installed (pip install 'muse-cli[analysis]')"
+    if model_path() is None:
+        return "the basic-pitch model file is missing (pip install --no-deps basic-pitch)"
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+@functools.lru_cache(maxsize=2)
+def _session(path: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the converted graph triggers harmless shape warnings
+    try:
+        return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
+        raise RuntimeFailure(
+            f"cannot load the transcription model {path}: {exc}".split("\n")[0],
+            hint="reinstall it: pip install --force-reinstall --no-deps basic-pitch",
+        ) from None
+
+
+# ------------------------------------------------------------------------------------- frames
+
+
+def _windows(audio: np.ndarray) -> np.ndarray:
+    """Cut 22050 Hz mono audio into overlapping model windows [n, WINDOW]."""
+    step = KEPT_FRAMES * HOP
+    # Front padding puts the first kept frame of window 0 at time 0.
+    padded = np.concatenate([np.zeros(EDGE_FRAMES * HOP, np.float32), audio.astype(np.float32)])
+    n = max(1, int(np.ceil(len(audio) / step)))
+    total = (n - 1) * step + WINDOW
+    padded = np.pad(padded, (0, max(0, total - len(padded))))
+    starts = np.arange(n) * step
+    return np.stack([padded[s : s + WINDOW] for s in starts])
+
+
+def posteriors(audio: np.ndarray, progress: ProgressFn = null_progress) -> Posteriors:
+    """Run the model on mono 22050 Hz audio; one row per 256-sample hop."""
+    path = model_path()
+    if path is None:
+        raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
+    session = _session(str(path))
+    windows = _windows(audio)
+    frames, onsets = [], []
+    for start in range(0, len(windows), BATCH):
+        batch = windows[start : start + BATCH, :, None]
+        frame, onset = session.run(list(_OUTPUTS), {_INPUT: batch})
+        frames.append(frame[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88))
+        onsets.append(onset[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88))
+        progress(min(start + BATCH, len(windows)), len(windows))
+    n_frames = int(np.ceil(len(audio) / HOP))
+    return Posteriors(np.concatenate(frames)[:n_frames], np.concatenate(onsets)[:n_frames])
+
+
+# -------------------------------------------------------------------------------------- notes
+
+
+def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Add onset evidence where the frame posterior jumps up (repeated notes the onset head misses)."""
+    rise1 = frame - np.vstack([np.zeros((1, 88)), frame[:-1]])
+    rise2 = frame - np.vstack([np.zeros((2, 88)), frame[:-2]])
+    rise = np.clip(np.minimum(rise1, rise2), 0, None)
+    rise[:2] = 0
+    if rise.max() > 0:
+        rise *= onset.max() / rise.max()
+    return np.maximum(onset, rise)
+
+
+def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and keys where the onset posterior is a strict local maximum in time above threshold."""
+    inner = onset[1:-1]
+    peak = (inner > onset[:-2]) & (inner > onset[2:]) & (inner >= threshold)
+    t, k = np.nonzero(peak)
+    return t + 1, k
+
+
+def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -> int:
+    """First frame after `start` from which `energy` stays below threshold for `patience` frames."""
+    above = energy[start + 1 :] >= threshold
+    if above.all():
+        return len(energy)
+    below_run = 0
+    for i, on in enumerate(above):
+        below_run = 0 if on else below_run + 1
+        if below_run == patience:
+            return start + 1 + i - patience + 1
+    return start + 1 + len(above) - below_run
+
+
+def notes_from_posteriors(
+    post: Posteriors,
+    onset_threshold: float = 0.5,
+    frame_threshold: float = 0.3,
+    min_note_s: float = 0.058,
+    patience: int = 11,
+) -> list[Note]:
+    """Decode posteriorgrams into notes.
+
+    Onsets are handled latest first, and each claims its key (and the neighbouring keys, which
+    hold its partial leakage) until it ends, so an earlier onset on the same key stops where the
+    next one begins. `min_note_s` is shorter than basic-pitch's 128 ms default so staccato survives.
+    """
+    frame = post.frame.astype(np.float64)
+    if len(frame) < 3:
+        return []
+    onset = _with_inferred_onsets(post.onset.astype(np.float64), frame)
+    energy = frame.copy()
+    min_frames = max(1, int(round(min_note_s * FPS)))
+    notes = []
+    times, keys = _onset_peaks(onset, onset_threshold)
+    for t, k in sorted(zip(times, keys), reverse=True):
+        end = _note_end(energy[:, k], t, frame_threshold, patience)
+        if end - t <= min_frames:
+            continue
+        energy[t:end, max(k - 1, 0) : k + 2] = 0
+        amplitude = float(frame[t:end, k].mean())
+        velocity = int(np.clip(round(127 * amplitude), 1, 127))
+        notes.append(Note(round(float(t) / FPS, 4), round(float(end) / FPS, 4), int(k) + LOWEST_PITCH, velocity))
+    notes.sort(key=lambda n: (n.onset, n.pitch))
+    return notes
+
+
+def transcribe(audio: np.ndarray, sr: int, progress: ProgressFn = null_progress) -> list[Note]:
+    """Notes of mono audio (1-D or [1, n]) at any rate."""
+    from muse_cli.music.audio import resample, to_mono
+
+    mono = to_mono(audio)
+    if sr != SAMPLE_RATE:
+        mono = resample(mono, sr, SAMPLE_RATE)
+    return notes_from_posteriors(posteriors(mono[0], progress))
+
+
+def to_midi(notes: list[Note], program: int = 0):
+    """A PrettyMIDI with one piano track holding the notes."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    track = pretty_midi.Instrument(program=program, name="transcription")
+    track.notes = [pretty_midi.Note(n.velocity, n.pitch, n.onset, max(n.offset, n.onset + 1e-3)) for n in notes]
+    pm.instruments.append(track)
+    return pm

@@ -1,0 +1,117 @@
+"""One object owns the streams: results to stdout, everything else to stderr.
+
+Modes are chosen once per command (human, --json, --quiet), so commands never branch on them:
+they call `ui.result(...)`, `ui.info(...)`, `ui.progress(...)` and the mode decides what shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any, Iterator
+
+from muse_cli.progress import ProgressFn, null_progress
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+@dataclass
+class UI:
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+
+    def __post_init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=self.stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        """Progress bars only for a person watching a terminal."""
+        return not (self.quiet or self.json) and self.stderr.isatty()
+
+    # ---- stdout: results only
+    def result(self, paths: list[str] | None = None, data: dict[str, Any] | None = None) -> None:
+        """One result: its paths (a line each), or with --json one JSON object."""
+        if self.json:
+            payload = dict(data or {})
+            payload.setdefault("outputs", paths or [])
+            self.stdout.write(json.dumps(payload, default=str) + "\n")
+        else:
+            for path in paths or []:
+                self.stdout.write(f"{path}\n")
+        self.stdout.flush()
+
+    def print_json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, default=str, indent=None) + "\n")
+        self.stdout.flush()
+
+    # ---- stderr: people
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False, highlight=False)
+
+    def rich(self, renderable: Any) -> None:
+        """A table or panel for people; never in --json or --quiet mode."""
+        if not (self.quiet or self.json):
+            self.console.print(renderable)
+
+    def notice(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"note: {message}", style="cyan", markup=False)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"warning: {message}", style="yellow", markup=False)
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.console.print(f"error: {message}", style="bold red", markup=False)
+        if hint:
+            self.console.print(f"hint: {hint}", style="dim", markup=False)
+
+    @contextmanager
+    def progress(self, description: str, total: float | None = None) -> Iterator[ProgressFn]:
+        """A progress callback: a bar on a terminal, a start line otherwise, nothing when quiet."""
+        if not self.interactive:
+            if not (self.quiet or self.json):
+                self.info(f"{description}...")
+            yield null_progress
+            return
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task(description, total=total)
+
+            def update(done: float, total_now: float) -> None:
+                bar.update(task, completed=done, total=total_now)
+
+            yield update
+
+
+_current: UI | None = None
+
+
+def set_current(ui: UI) -> UI:
+    """The UI of the running command, so the one error handler in `main` uses its mode."""
+    global _current
+    _current = ui
+    return ui
+
+
+def current() -> UI:
+    return _current or UI()

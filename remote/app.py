@@ -1,0 +1,30 @@
+"""The muse Modal app. `muse deploy` and `modal deploy remote/app.py` both deploy it.
+
+Each model family lives in its own module and registers its class on this one App; importing
+this module imports them all, so the deployed app always has every family.
+"""
+
+from __future__ import annotations
+
+import modal
+
+APP_NAME = "muse"
+
+app = modal.App(APP_NAME)
+
+# Families register themselves on `app` when imported; import them last so `app` exists.
+from remote import families  # noqa: E402,F401
+
+
+from remote.images import base_image  # noqa: E402
+
+_version_image = base_image()
+
+
+@app.function(image=_version_image, cpu=0.25, memory=256, scaledown_window=60)
+def version() -> dict:
+    """What the client checks before its first call: the deployed muse and protocol version."""
+    from muse_cli import __version__
+    from muse_cli.contracts import PROTOCOL_VERSION
+
+    return {"app_version": __version__, "protocol": PROTOCOL_VERSION, "families": sorted(app.registered_classes)}
