@@ -8,7 +8,6 @@ means the same thing everywhere.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,18 +23,21 @@ Normalization = Literal["loudness", "peak", "rms", "clip", "none"]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
-class Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+def _checked(parse: Any, value: Any) -> Any:
+    """Run a domain parser inside a validator: its InputError becomes a field error."""
+    from muse_cli.errors import InputError
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_nan(cls, data: Any) -> Any:
-        # pydantic accepts NaN for floats unless told otherwise; no muse parameter means anything at NaN.
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ValueError(f"{name} must be a finite number, got {value}")
-        return data
+    try:
+        return parse(value)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+class Contract(BaseModel):
+    # allow_inf_nan=False: no muse parameter means anything at NaN or infinity.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
 
 class AudioInput(Contract):
@@ -59,7 +61,7 @@ class MidiRequest(Contract):
     tempo: float | None = Field(None, ge=20, le=300, description="beats per minute")
     time_signature: TimeSignature | None = None
     bars: int | None = Field(None, ge=1, le=256)
-    instrument: str = "piano"
+    instrument: str = Field("piano", validate_default=True)
     hands: Literal[1, 2] | None = None
     style: str | None = None
     count: int = Field(1, ge=1, le=16)
@@ -82,14 +84,14 @@ class MidiRequest(Contract):
     def _key(cls, v: str | None) -> str | None:
         from muse_cli.music.theory import parse_key
 
-        return None if v is None else parse_key(v).name
+        return None if v is None else _checked(parse_key, v).name
 
     @field_validator("instrument")
     @classmethod
     def _instrument(cls, v: str) -> str:
         from muse_cli.music.instruments import parse_instrument
 
-        return parse_instrument(v).name
+        return _checked(parse_instrument, v).name
 
 
 class MidiMetadata(Contract):
@@ -268,6 +270,339 @@ class PianoResult(Contract):
     output: Literal["sigmoid", "linear"] = Field(description="sigmoid: scores in 0..1; linear: the checkpoint's own scale")
     scale: tuple[float, float] | None = Field(None, description="score range the checkpoint declares, if any")
     timings: dict[str, float] = {}
+
+
+# ---------------------------------------------------------------------------------- Analysis
+
+ANALYSIS_SCHEMA_VERSION = "1.0"
+"""Version of the `muse analyze` report layout (docs/analysis-schema.md); bumped on any key change."""
+
+
+class AnalyzeRequest(Contract):
+    """`muse analyze`: measured descriptors of a piano performance given as audio or MIDI."""
+
+    transcribe: bool | None = Field(None, description="note transcription of audio; None: on when available")
+    notes: bool = Field(False, description="include the list of notes in the report")
+    midi: bool = Field(False, description="return the transcription as a MIDI file")
+    plot: bool = Field(False, description="draw waveform, loudness, tempo and piano roll as PNG")
+    max_duration: float = Field(1800.0, gt=0, le=4 * 3600, description="seconds; longer input is refused")
+    checkpoint: str | None = Field(None, description="perceptual model checkpoint (path or volume name)")
+    trust_checkpoint: bool = Field(False, description="allow a pickle checkpoint")
+
+    @model_validator(mode="after")
+    def _midi_needs_notes(self) -> "AnalyzeRequest":
+        if self.midi and self.transcribe is False:
+            raise ValueError("midi output needs the transcription: do not turn transcribe off")
+        return self
+
+
+class Measure(Contract):
+    """One measured value with its unit and a plain-words reading; value None when not measurable."""
+
+    value: float | None
+    unit: str
+    reading: str | None = None
+
+
+class Curve(Contract):
+    """A quantity over time: values[i] is measured at times_s[i]."""
+
+    unit: str
+    times_s: list[float] = []
+    values: list[float] = []
+
+
+class Swell(Contract):
+    kind: Literal["crescendo", "diminuendo"]
+    start_s: float
+    end_s: float
+    size_db: float
+
+
+class LoudnessSection(Contract):
+    integrated: Measure
+    dynamic_range: Measure
+    crescendos: Measure
+    diminuendos: Measure
+    swells: list[Swell] = []
+    curve: Curve
+
+
+class TimingSection(Contract):
+    steadiness: Measure
+    beats: Measure
+    tempo_curve: Curve
+
+
+class ArticulationSection(Contract):
+    legato_ratio: Measure
+    staccato_share: Measure
+
+
+class PedalSection(Contract):
+    overlap_share: Measure
+    pedal_down_share: Measure
+
+
+class TimbreSection(Contract):
+    brightness: Measure
+    loudness_spread: Measure
+    velocity_spread: Measure
+
+
+class NoteEvent(Contract):
+    onset: float = Field(description="seconds")
+    offset: float = Field(description="seconds")
+    pitch: int = Field(ge=0, le=127)
+    velocity: int = Field(ge=0, le=127)
+
+
+class NotesSection(Contract):
+    count: Measure
+    density: Measure
+    polyphony: Measure
+    max_polyphony: Measure
+    lowest: Measure
+    highest: Measure
+    range: Measure
+    events: list[NoteEvent] | None = None
+
+
+class AnalysisSource(Contract):
+    name: str
+    kind: Literal["audio", "midi"]
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+class AnalysisReport(Contract):
+    """`muse analyze` output; every key is described in docs/analysis-schema.md."""
+
+    schema_version: str = ANALYSIS_SCHEMA_VERSION
+    source: AnalysisSource
+    duration_s: Measure
+    tempo_bpm: Measure
+    key: str | None
+    key_confidence: Measure
+    loudness: LoudnessSection
+    timing: TimingSection
+    articulation: ArticulationSection
+    pedal: PedalSection
+    timbre: TimbreSection
+    notes: NotesSection
+    perceptual: dict[str, Any] | None = None
+    transcription: str | None = Field(None, description="method that produced the notes; None: no notes from audio")
+    warnings: list[str] = []
+
+
+# -------------------------------------------------------------------------------------- Songs
+
+ACESTEP_SAMPLE_RATE = 48000
+SONG_MAX_DURATION = 240.0
+"""ACE-Step v1 was trained on clips up to 240 s; its pipeline caps extension at that length too."""
+
+AceScheduler = Literal["euler", "heun", "pingpong"]
+AceCfgType = Literal["apg", "cfg", "cfg_star"]
+LyricsTask = Literal["tags", "lyrics", "categories"]
+
+
+def _one_line(v: str | None) -> str | None:
+    return None if v is None else " ".join(v.split())
+
+
+class SongRequest(Contract):
+    """`muse gen song`: tags and lyrics (given, or written by the lyrics LLM), then ACE-Step.
+
+    Modes: a description alone (the LLM writes tags and lyrics); tags with `lyrics` (the user's),
+    with `describe_lyrics` (the LLM writes lyrics about that) or with `instrumental`. A description
+    with any of those lets the LLM write the tags the user left out.
+    """
+
+    description: str | None = Field(None, description="what the song is: style, mood, subject")
+    lyrics: str | None = Field(None, description="the user's lyrics, with [verse]/[chorus]/[bridge] tags")
+    describe_lyrics: str | None = Field(None, description="what the LLM's lyrics should be about")
+    tags: str | None = Field(None, description="comma-separated style tags for ACE-Step")
+    instrumental: bool = False
+    duration: float = Field(180.0, ge=1, le=SONG_MAX_DURATION, description="seconds")
+    steps: int = Field(60, ge=1, le=200, description="diffusion steps")
+    guidance: float = Field(15.0, ge=0, le=30, description="classifier-free guidance scale")
+    scheduler: AceScheduler = "euler"
+    cfg_type: AceCfgType = "apg"
+    omega: float = Field(10.0, ge=-100, le=100, description="granularity scale")
+    seed: int = Field(-1, ge=-1, le=2**32 - 1, description="-1: random (the seed used is recorded)")
+    format: AudioFormat = "wav"
+    float_wav: bool = False
+    cover: bool = Field(True, description="make cover art (SDXL-Turbo)")
+    categories: bool = Field(True, description="name 3 to 5 genres with the lyrics LLM")
+
+    @field_validator("description", "describe_lyrics", "tags")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        v = _one_line(v)
+        if v is not None and not v:
+            raise ValueError("must not be empty or only spaces")
+        return v
+
+    @field_validator("lyrics")
+    @classmethod
+    def _lyrics(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        lines = [line.strip() for line in v.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+        text = "\n".join(lines).strip()
+        if not text:
+            raise ValueError("lyrics are empty")
+        if len(text) > 8000:
+            raise ValueError(f"lyrics have {len(text)} characters, at most 8000 fit in one song")
+        return text
+
+    @model_validator(mode="after")
+    def _mode(self) -> "SongRequest":
+        if self.instrumental and self.lyrics is not None:
+            raise ValueError("give either --instrumental or --lyrics, not both")
+        if self.instrumental and self.describe_lyrics is not None:
+            raise ValueError("give either --instrumental or --describe-lyrics, not both")
+        if self.lyrics is not None and self.describe_lyrics is not None:
+            raise ValueError("give either --lyrics or --describe-lyrics, not both")
+        if self.description is None and self.tags is None:
+            if self.lyrics is not None or self.describe_lyrics is not None or self.instrumental:
+                raise ValueError("--tags (or a description to write them from) is needed with this mode")
+            raise ValueError("description must not be empty (or give --tags)")
+        return self
+
+    @property
+    def tags_source(self) -> Literal["user", "llm"]:
+        return "user" if self.tags is not None else "llm"
+
+    @property
+    def lyrics_source(self) -> Literal["user", "llm", "instrumental"]:
+        if self.instrumental:
+            return "instrumental"
+        return "user" if self.lyrics is not None else "llm"
+
+
+class LyricsRequest(Contract):
+    """One job for the lyrics LLM: write tags, write lyrics, or name genres."""
+
+    task: LyricsTask
+    description: str | None = Field(None, description="song description, or what the lyrics are about")
+    tags: str | None = None
+    instrumental: bool = Field(False, description="tags task: no vocals")
+    duration: float = Field(180.0, ge=1, le=SONG_MAX_DURATION, description="lyrics task: song length to fill")
+    seed: Seed | None = None
+    temperature: float = Field(0.7, gt=0, le=2)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_new_tokens: int = Field(1024, ge=16, le=4096)
+
+    @field_validator("description", "tags")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        v = _one_line(v)
+        return v or None
+
+    @model_validator(mode="after")
+    def _inputs(self) -> "LyricsRequest":
+        if self.task == "tags" and self.description is None:
+            raise ValueError("the tags task needs a description")
+        if self.description is None and self.tags is None:
+            raise ValueError(f"the {self.task} task needs a description or tags")
+        return self
+
+
+class LyricsResult(Contract):
+    engine: str
+    model: str
+    seed: int
+    device: str = "cpu"
+    task: LyricsTask
+    tags: str | None = None
+    lyrics: str | None = None
+    categories: list[str] = []
+    attempts: int = Field(1, description="generations needed for a usable answer")
+    timings: dict[str, float] = {}
+
+
+class CoverRequest(Contract):
+    """Cover art: SDXL-Turbo text-to-image, a few steps without guidance."""
+
+    prompt: str
+    steps: int = Field(2, ge=1, le=50)
+    guidance: float = Field(0.0, ge=0, le=20)
+    width: int = Field(512, ge=64, le=1024, multiple_of=8)
+    height: int = Field(512, ge=64, le=1024, multiple_of=8)
+    seed: Seed | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if not v:
+            raise ValueError("must not be empty or only spaces")
+        return v
+
+
+class CoverResult(Contract):
+    engine: str
+    model: str
+    seed: int
+    device: str = "cpu"
+    image: bytes = Field(repr=False, description="PNG")
+    width: int
+    height: int
+    timings: dict[str, float] = {}
+
+
+class AceStepRequest(Contract):
+    """One ACE-Step text-to-music run: the tags and lyrics are final here."""
+
+    tags: str = Field(min_length=1)
+    lyrics: str = Field(min_length=1, description='with structure tags, or "[instrumental]"')
+    duration: float = Field(180.0, ge=1, le=SONG_MAX_DURATION)
+    steps: int = Field(60, ge=1, le=200)
+    guidance: float = Field(15.0, ge=0, le=30)
+    scheduler: AceScheduler = "euler"
+    cfg_type: AceCfgType = "apg"
+    omega: float = Field(10.0, ge=-100, le=100)
+    seed: Seed | None = None
+    format: AudioFormat = "wav"
+    float_wav: bool = False
+
+
+class AceStepResult(Contract):
+    engine: str
+    model: str
+    seed: int
+    device: str = "cpu"
+    audio: bytes = Field(repr=False)
+    format: AudioFormat
+    sample_rate: int = ACESTEP_SAMPLE_RATE
+    channels: int
+    duration: float
+    timings: dict[str, float] = Field({}, description="preprocess, diffusion, decode (seconds)")
+
+
+class SongResult(Contract):
+    """Everything `muse gen song` made, with where each piece came from and how long it took."""
+
+    engine: str = "acestep"
+    model: str
+    seed: int = Field(description="the song seed; stage seeds derive from it")
+    device: str = "cpu"
+    audio: bytes = Field(repr=False)
+    format: AudioFormat
+    sample_rate: int = ACESTEP_SAMPLE_RATE
+    channels: int
+    duration: float
+    tags: str
+    lyrics: str
+    categories: list[str] = []
+    cover: bytes | None = Field(None, repr=False, description="PNG")
+    tags_source: Literal["user", "llm"]
+    lyrics_source: Literal["user", "llm", "instrumental"]
+    seeds: dict[str, int] = Field({}, description="per stage: acestep, tags, lyrics, categories, cover")
+    models: dict[str, str] = Field({}, description="per stage: the model that ran it")
+    timings: dict[str, float] = Field({}, description="llm, diffusion, decode, cover, categories, total ...")
+    warnings: list[str] = Field([], description="optional stages (cover, categories) that failed")
 
 
 # ------------------------------------------------------------------------------------- record

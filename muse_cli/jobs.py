@@ -36,7 +36,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     message = first.get("msg", "invalid value")
     message = message.removeprefix("Value error, ")
     value = first.get("input")
-    shown = "" if isinstance(value, (dict, bytes)) or value is None or not loc else f" (got {value!r})"
+    hidden = isinstance(value, (dict, bytes)) or value is None or not loc or repr(value) in message
+    shown = "" if hidden else f" (got {value!r})"
     return f"{name}: {message}{shown}" if loc else message
 
 
@@ -117,7 +118,7 @@ def midi_stem(request: Any, result: Any) -> str:
     """Name from the prompt, else engine + key + difficulty: 'etude-g-major-beginner'."""
     if request.prompt:
         return slugify(request.prompt)
-    key = result.samples[0].metadata.key if result.samples else request.key
+    key = request.key or (result.samples[0].metadata.key if result.samples else None)
     parts = [result.engine, key or "", request.difficulty or ("beginner" if result.engine == "etude" else "")]
     return slugify(" ".join(p for p in parts if p))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import mido
 import pretty_midi
 import pytest
 
@@ -54,12 +57,18 @@ def test_drums_are_named_and_do_not_sway_the_key():
 
 
 def test_defaults_without_tempo_or_time_signature():
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(program=73)
-    inst.notes.append(pretty_midi.Note(90, 69, 0.0, 1.0))
-    pm.instruments.append(inst)
-    meta = midi_metadata(load_midi(midi_to_bytes(pm)))
+    # Built with mido: pretty_midi itself always writes a tempo and a 4/4 time signature.
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    track.append(mido.Message("program_change", program=73, time=0))
+    track.append(mido.Message("note_on", note=69, velocity=90, time=0))
+    track.append(mido.Message("note_off", note=69, velocity=0, time=960))
+    mid.tracks.append(track)
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    meta = midi_metadata(load_midi(buffer.getvalue()))
     assert meta.tempo == pytest.approx(120.0, abs=1e-2)
+    assert meta.duration == pytest.approx(1.0, abs=1e-3)  # two beats at the default 120 BPM
     assert meta.time_signature is None
     assert meta.instruments == ["Flute"]
 

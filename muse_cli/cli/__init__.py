@@ -55,8 +55,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
-    import click
-
     from muse_cli import ui as ui_mod
     from muse_cli.errors import ExitCode, MuseError
 
@@ -71,26 +69,22 @@ def run(argv: list[str]) -> int:
             traceback.print_exc()
         ui.error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         ui_mod.current().error("interrupted")
         return ExitCode.INTERRUPTED
-    except KeyboardInterrupt:
-        ui_mod.current().error("interrupted")
-        return ExitCode.INTERRUPTED
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        # Usage errors: one line plus where to look, exit 2.
-        ui = ui_mod.current()
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path} --help" if ctx else "muse --help"
-        ui.error(exc.format_message().replace("\n", " "), f"see `{where}`")
-        return ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
     except BrokenPipeError:
         # A closed pipe (`muse ... | head`) is not an error of ours.
         return ExitCode.OK
     except Exception as exc:
         ui = ui_mod.current()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            # Typer's usage errors (unknown option, missing argument): one line and where to look.
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path} --help" if ctx is not None else "muse --help"
+            ui.error(" ".join(exc.format_message().split()), f"see `{where}`")
+            return ExitCode.USAGE if exc.exit_code == 2 else int(exc.exit_code)
         if ui.debug:
             import traceback
 

@@ -278,12 +278,12 @@ def normalize(
         out = a
         base_db = gain_db = target_lufs - current
         # Limiting lowers the loudness a little; a couple of corrections land on the target.
-        for _ in range(3):
+        for _ in range(6):
             out = limit_peaks(a * (10 ** (gain_db / 20)), sr, headroom_db)
             err = target_lufs - integrated_loudness(out, sr)
             if abs(err) < 0.05:
                 break
             # Bounded: a very peaky signal cannot reach the target without crushing it.
-            gain_db = min(gain_db + err, base_db + 3.0)
+            gain_db = min(gain_db + err, base_db + 6.0)
         return out.astype(np.float32)
     raise InputError(f"normalize must be one of loudness, peak, rms, clip, none; got {strategy!r}")

@@ -132,3 +132,10 @@ NOTE_NAMES_SHARP = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", 
 def note_name(pitch: int) -> str:
     """MIDI pitch to scientific name: 60 -> 'C4'."""
     return f"{NOTE_NAMES_SHARP[pitch % 12]}{pitch // 12 - 1}"
+
+
+def key_signature_accidentals(key: Key) -> int:
+    """Sharps or flats in the key's signature (C major / A minor: 0, F# major: 6, Db major: 5)."""
+    major_tonic = key.tonic if key.mode == "major" else key.relative.tonic
+    fifths = (major_tonic * 7) % 12  # steps around the circle of fifths from C
+    return min(fifths, 12 - fifths)

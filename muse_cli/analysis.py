@@ -1,0 +1,494 @@
+"""`muse analyze` for one input: read audio or MIDI, measure, transcribe, build the report, plot it.
+
+The report (contracts.AnalysisReport, documented key by key in docs/analysis-schema.md) holds
+measured values with units and a plain-words reading for a pianist or teacher. Audio gives every
+measure; a MIDI performance gives the note-level ones (tempo, timing, articulation, pedal, notes,
+key) straight from its notes, and no loudness or timbre.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from muse_cli.contracts import (
+    AnalysisReport,
+    AnalysisSource,
+    AnalyzeRequest,
+    ArticulationSection,
+    AudioInput,
+    Curve,
+    LoudnessSection,
+    Measure,
+    NoteEvent,
+    NotesSection,
+    PedalSection,
+    Swell,
+    TimbreSection,
+    TimingSection,
+)
+from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.music import features as ft
+from muse_cli.music.transcribe import Note
+from muse_cli.progress import ProgressFn, null_progress
+
+PerceptualFn = Callable[[np.ndarray, int], "Mapping[str, Any] | Any | None"]
+"""perceptual(audio [channels, samples] float32, sample_rate) -> scores (a dict or a contract) or None."""
+
+MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+ENVELOPE_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A report plus what the outputs next to it are made from."""
+
+    report: AnalysisReport
+    notes: tuple[Note, ...] = ()
+    midi: bytes | None = None  # the transcription, when request.midi
+    png: bytes | None = None  # the plot, when request.plot
+    envelope: np.ndarray | None = field(default=None, repr=False)  # [2, k] min/max of the mono waveform
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """Raw numbers from either input kind, before units and readings are attached."""
+
+    duration: float
+    beats: np.ndarray
+    notes: tuple[Note, ...]
+    pedal_intervals: list[tuple[float, float]] | None = None
+    integrated: float | None = None
+    short_term: np.ndarray | None = None
+    curve: tuple[np.ndarray, np.ndarray] | None = None
+    momentary: np.ndarray | None = None
+    brightness: float | None = None
+    chroma: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------------------- entry point
+
+
+def analyze_source(
+    source: str | Path | bytes | AudioInput,
+    request: AnalyzeRequest,
+    perceptual: PerceptualFn | None = None,
+    *,
+    name: str | None = None,
+    progress: ProgressFn = null_progress,
+) -> Analysis:
+    """Analyse one WAV/FLAC/OGG/MP3 recording or MIDI performance. Bad input raises InputError.
+
+    `progress(done, 1.0)` reports the fraction done.
+    """
+    data, label = _read_source(source, name)
+    if _is_midi(data, label):
+        return _analyze_midi(data, label, request, perceptual is not None)
+    return _analyze_audio(data, label, request, perceptual, progress)
+
+
+def _read_source(source: str | Path | bytes | AudioInput, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, AudioInput):
+        return source.data, name or source.name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "input"
+    path = Path(source)
+    label = name or str(path)
+    if not path.exists():
+        raise InputError(f"{label}: file not found")
+    if not path.is_file():
+        raise InputError(f"{label}: is not a file")
+    try:
+        return path.read_bytes(), label
+    except OSError as exc:
+        raise InputError(f"{label}: cannot be read ({exc.strerror})") from None
+
+
+def _is_midi(data: bytes, label: str) -> bool:
+    return data.startswith(b"MThd") or label.lower().endswith(MIDI_SUFFIXES)
+
+
+def _check_duration(label: str, duration: float, request: AnalyzeRequest) -> None:
+    if duration > request.max_duration:
+        raise InputError(
+            f"{label}: is {duration:.0f} s long; at most {request.max_duration:.0f} s is analysed "
+            "(raise --max-duration)"
+        )
+
+
+# ---------------------------------------------------------------------------------------- audio
+
+
+def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
+    from muse_cli.music import audio as au
+    from muse_cli.music import transcribe as tr
+
+    samples, sr = au.decode_audio(data, label)
+    _check_duration(label, samples.shape[1] / sr, request)
+    if au.is_silent(samples):
+        raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
+    use_notes, warnings = _transcription_plan(request)
+    progress(0.05, 1.0)
+    mono = au.resample(au.to_mono(samples), sr, ft.ANALYSIS_RATE)[0]
+    measured = _measure_audio(samples, sr, mono)
+    progress(0.3, 1.0)
+    notes: tuple[Note, ...] = ()
+    if use_notes:
+        notes = tuple(tr.notes_from_posteriors(tr.posteriors(mono, lambda d, t: progress(0.3 + 0.6 * d / t, 1.0))))
+        measured = _with_notes(measured, notes)
+    scores = None
+    if perceptual is not None:
+        scores = _scores(perceptual(samples, sr))
+    progress(0.95, 1.0)
+    source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=samples.shape[0])
+    report = _report(source, measured, request, scores, tr.METHOD if use_notes else None, warnings)
+    analysis = Analysis(report, notes, _midi_bytes(notes) if request.midi else None, None, _envelope(mono))
+    if request.plot:
+        analysis = Analysis(report, notes, analysis.midi, plot_png(analysis), analysis.envelope)
+    progress(1.0, 1.0)
+    return analysis
+
+
+def _transcription_plan(request: AnalyzeRequest) -> tuple[bool, list[str]]:
+    """Whether to transcribe, and the warning to report when it is skipped."""
+    from muse_cli.music.transcribe import unavailable_reason
+
+    if request.transcribe is False:
+        return False, ["transcription off: note, articulation and pedal measures are absent"]
+    reason = unavailable_reason()
+    if reason is None:
+        return True, []
+    if request.transcribe or request.midi:
+        raise RuntimeFailure(f"note transcription is unavailable: {reason}", hint="pip install 'muse-cli[analysis]'")
+    return False, [f"no transcription ({reason}): note, articulation and pedal measures are absent"]
+
+
+def _measure_audio(samples: np.ndarray, sr: int, mono: np.ndarray) -> _Measured:
+    from muse_cli.music.audio import integrated_loudness
+
+    power = ft.k_weighted_power(samples, sr)
+    integrated = integrated_loudness(samples, sr)
+    return _Measured(
+        duration=samples.shape[1] / sr,
+        beats=ft.beat_times(ft.onset_envelope(mono)),
+        notes=(),
+        integrated=integrated if math.isfinite(integrated) else None,
+        short_term=ft.windowed_loudness(power, sr, ft.SHORT_TERM_WINDOW_S)[1],
+        curve=ft.windowed_loudness(power, sr, ft.LOUDNESS_CURVE_WINDOW_S),
+        momentary=ft.windowed_loudness(power, sr, 0.4, 0.1)[1],
+        brightness=ft.brightness(mono),
+        chroma=ft.chroma_weights(mono),
+    )
+
+
+def _with_notes(measured: _Measured, notes: tuple[Note, ...]) -> _Measured:
+    from dataclasses import replace
+
+    return replace(measured, notes=notes)
+
+
+def _scores(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return dict(value)
+
+
+# ----------------------------------------------------------------------------------------- MIDI
+
+
+def _analyze_midi(data: bytes, label: str, request: AnalyzeRequest, wants_perceptual: bool) -> Analysis:
+    from muse_cli.music.midi import load_midi
+
+    pm = load_midi(data, label)
+    duration = float(pm.get_end_time())
+    _check_duration(label, duration, request)
+    played = [inst for inst in pm.instruments if not inst.is_drum]
+    notes = tuple(
+        sorted(
+            (Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity)) for i in played for n in i.notes),
+            key=lambda n: (n.onset, n.pitch),
+        )
+    )
+    if not notes:
+        raise InputError(f"{label}: has only drum notes; a piano performance is expected")
+    pedal = [(float(c.time), int(c.value)) for i in played for c in i.control_changes if c.number == 64]
+    measured = _Measured(
+        duration=duration,
+        beats=ft.beat_times(ft.notes_envelope(notes, duration)),
+        notes=notes,
+        pedal_intervals=ft.pedal_intervals(pedal, duration),
+    )
+    warnings = ["MIDI input: loudness and timbre need audio and are absent"]
+    if wants_perceptual:
+        warnings.append("MIDI input: perceptual scores need audio and are absent")
+    if request.midi:
+        warnings.append("MIDI input: no transcription MIDI is written (the input is MIDI already)")
+    source = AnalysisSource(name=label, kind="midi")
+    report = _report(source, measured, request, None, None, warnings)
+    analysis = Analysis(report, notes)
+    if request.plot:
+        analysis = Analysis(report, notes, None, plot_png(analysis))
+    return analysis
+
+
+def _midi_bytes(notes: Sequence[Note]) -> bytes:
+    from muse_cli.music.midi import midi_to_bytes
+    from muse_cli.music.transcribe import to_midi
+
+    return midi_to_bytes(to_midi(list(notes)))
+
+
+def _envelope(mono: np.ndarray, points: int = ENVELOPE_POINTS) -> np.ndarray:
+    """Min and max of the waveform in `points` equal slices (enough to draw it)."""
+    usable = len(mono) - len(mono) % points if len(mono) >= points else 0
+    if usable == 0:
+        return np.vstack([mono, mono])
+    blocks = mono[:usable].reshape(points, -1)
+    return np.vstack([blocks.min(axis=1), blocks.max(axis=1)])
+
+
+# --------------------------------------------------------------------------------------- report
+
+
+def _m(value: float | None, unit: str, reading: str | None = None, digits: int = 2) -> Measure:
+    if value is None or not math.isfinite(value):
+        return Measure(value=None, unit=unit)
+    return Measure(value=round(float(value), digits), unit=unit, reading=reading)
+
+
+def _band(value: float | None, bands: Sequence[tuple[float, str]], above: str) -> str | None:
+    """The word of the first band whose upper limit exceeds value."""
+    if value is None:
+        return None
+    for limit, word in bands:
+        if value < limit:
+            return word
+    return above
+
+
+def _report(source, m: _Measured, request, scores, method, warnings) -> AnalysisReport:
+    key, confidence = _key(m)
+    tempo = ft.tempo_from_beats(m.beats)
+    if tempo is None:
+        warnings = [*warnings, "too few beats found to measure tempo and timing"]
+    return AnalysisReport(
+        source=source,
+        duration_s=_m(m.duration, "s", f"{int(m.duration // 60)}:{int(m.duration % 60):02d}"),
+        tempo_bpm=_m(tempo, "BPM", _tempo_words(tempo), 1),
+        key=key,
+        key_confidence=_m(confidence, "0-1", _band(confidence, [(0.2, "ambiguous"), (0.5, "probable")], "clear"), 3),
+        loudness=_loudness(m),
+        timing=_timing(m.beats),
+        articulation=_articulation(m.notes),
+        pedal=_pedal(m),
+        timbre=_timbre(m),
+        notes=_notes(m.notes, request.notes),
+        perceptual=scores,
+        transcription=method,
+        warnings=list(warnings),
+    )
+
+
+def _key(m: _Measured) -> tuple[str | None, float | None]:
+    from muse_cli.music.theory import estimate_key
+
+    weights = ft.pitch_class_weights(m.notes) if m.notes else m.chroma
+    if weights is None or not np.any(weights):
+        return None, None
+    key, confidence = estimate_key(weights)
+    return key.name, confidence
+
+
+def _tempo_words(bpm: float | None) -> str | None:
+    bands = [(60, "very slow (largo)"), (76, "slow (adagio)"), (108, "walking pace (andante)"),
+             (120, "moderate (moderato)"), (156, "fast (allegro)"), (176, "very fast (vivace)")]
+    return _band(bpm, bands, "extremely fast (presto)")
+
+
+def _loudness(m: _Measured) -> LoudnessSection:
+    if m.curve is None:
+        none = _m(None, "count")
+        return LoudnessSection(integrated=_m(None, "LUFS"), dynamic_range=_m(None, "dB"),
+                               crescendos=none, diminuendos=none, curve=Curve(unit="LUFS"))
+    times, lufs = m.curve
+    spans = ft.swells(times, lufs)
+    rng = ft.dynamic_range(m.short_term)
+    level = _band(m.integrated, [(-35, "very quiet recording"), (-23, "quiet recording"),
+                                 (-12, "normal recording level")], "loud recording")
+    contrast = _band(rng, [(3, "narrow: little dynamic contrast"), (8, "moderate dynamic range"),
+                           (15, "wide dynamic range")], "very wide dynamic range")
+    finite = np.isfinite(lufs)
+    return LoudnessSection(
+        integrated=_m(m.integrated, "LUFS", level, 1),
+        dynamic_range=_m(rng, "dB", contrast, 1),
+        crescendos=_m(*_swell_count(spans, "crescendo"), digits=0),
+        diminuendos=_m(*_swell_count(spans, "diminuendo"), digits=0),
+        swells=[Swell(kind=s.kind, start_s=round(s.start_s, 2), end_s=round(s.end_s, 2), size_db=s.size_db)
+                for s in spans],
+        curve=Curve(unit="LUFS", times_s=np.round(times[finite], 3).tolist(),
+                    values=np.round(lufs[finite], 2).tolist()),
+    )
+
+
+def _swell_count(spans, kind: str) -> tuple[float, str, str]:
+    sizes = [s.size_db for s in spans if s.kind == kind]
+    if not sizes:
+        return 0, "count", f"no {kind} of {ft.SWELL_MIN_DB:g} dB or more"
+    return len(sizes), "count", f"{len(sizes)} {kind}{'s' if len(sizes) > 1 else ''}, largest {max(sizes):.1f} dB"
+
+
+def _timing(beats: np.ndarray) -> TimingSection:
+    variation = ft.timing_variation(beats)
+    words = _band(variation, [(3, "very steady"), (6, "steady"), (10, "some rubato"), (20, "much rubato")],
+                  "free or unsteady")
+    times, bpm = ft.tempo_curve(beats)
+    return TimingSection(
+        steadiness=_m(variation, "%", words, 1),
+        beats=_m(len(beats), "count", None, 0),
+        tempo_curve=Curve(unit="BPM", times_s=np.round(times, 3).tolist(), values=np.round(bpm, 1).tolist()),
+    )
+
+
+def _articulation(notes: Sequence[Note]) -> ArticulationSection:
+    ratios = ft.legato_ratios(notes)
+    if ratios.size == 0:
+        return ArticulationSection(legato_ratio=_m(None, "ratio"), staccato_share=_m(None, "%"))
+    legato = float(np.median(ratios))
+    staccato = 100.0 * float(np.mean(ratios < ft.STACCATO_RATIO))
+    words = _band(legato, [(0.5, "staccato"), (0.7, "detached"), (0.9, "non-legato (slightly detached)"),
+                           (1.25, "legato")], "overlapping (legatissimo or pedalled)")
+    return ArticulationSection(
+        legato_ratio=_m(legato, "ratio", words),
+        staccato_share=_m(staccato, "%", _band(staccato, [(10, "few short notes"), (40, "some staccato")],
+                                               "mostly staccato"), 1),
+    )
+
+
+def _pedal(m: _Measured) -> PedalSection:
+    ratios = ft.legato_ratios(m.notes)
+    overlap = 100.0 * float(np.mean(ratios > ft.OVERLAP_RATIO)) if ratios.size else None
+    down = None
+    if m.pedal_intervals is not None:
+        down = 100.0 * ft.pedal_down_share(m.pedal_intervals, m.duration)
+    return PedalSection(
+        overlap_share=_m(overlap, "%", _band(overlap, [(10, "dry: notes rarely ring into the next"),
+                                                       (40, "some sustain")], "much sustain (wet)"), 1),
+        pedal_down_share=_m(down, "%", _band(down, [(10, "little or no pedal"), (50, "moderate pedal")],
+                                             "much pedal"), 1),
+    )
+
+
+def _timbre(m: _Measured) -> TimbreSection:
+    spread = None
+    if m.momentary is not None:
+        kept = ft.gated(m.momentary)
+        spread = float(kept.std()) if kept.size > 1 else None
+    velocities = np.array([n.velocity for n in m.notes], dtype=float)
+    vel_spread = float(velocities.std()) if velocities.size > 1 else None
+    return TimbreSection(
+        brightness=_m(m.brightness, "Hz", _band(m.brightness, [(800, "dark, warm"), (1500, "balanced"),
+                                                               (2500, "bright")], "very bright"), 0),
+        loudness_spread=_m(spread, "dB", _band(spread, [(2, "even"), (5, "varied")], "strongly varied"), 1),
+        velocity_spread=_m(vel_spread, "velocity", _band(vel_spread, [(6, "even touch"), (14, "varied touch")],
+                                                         "wide range of touch"), 1),
+    )
+
+
+def _notes(notes: Sequence[Note], with_events: bool) -> NotesSection:
+    from muse_cli.music.theory import note_name
+
+    if not notes:
+        blank = {k: _m(None, u) for k, u in (("count", "notes"), ("density", "notes/s"), ("polyphony", "notes"),
+                                            ("max_polyphony", "notes"), ("lowest", "MIDI note"),
+                                            ("highest", "MIDI note"), ("range", "semitones"))}
+        return NotesSection(**blank, events=[] if with_events else None)
+    density = ft.note_density(notes)
+    mean_poly, max_poly = ft.polyphony(notes)
+    low, high = min(n.pitch for n in notes), max(n.pitch for n in notes)
+    events = [NoteEvent(onset=round(n.onset, 4), offset=round(n.offset, 4), pitch=n.pitch, velocity=n.velocity)
+              for n in notes] if with_events else None
+    return NotesSection(
+        count=_m(len(notes), "notes", None, 0),
+        density=_m(density, "notes/s", _band(density, [(2, "sparse"), (6, "moderate"), (12, "busy")], "very dense")),
+        polyphony=_m(mean_poly, "notes", _band(mean_poly, [(1.5, "mostly a single line"), (3, "two or three voices")],
+                                               "full chords and textures")),
+        max_polyphony=_m(max_poly, "notes", None, 0),
+        lowest=_m(low, "MIDI note", note_name(low), 0),
+        highest=_m(high, "MIDI note", note_name(high), 0),
+        range=_m(high - low, "semitones", f"{(high - low) / 12:.1f} octaves", 0),
+        events=events,
+    )
+
+
+# ----------------------------------------------------------------------------------------- plot
+
+
+def plot_png(analysis: Analysis) -> bytes:
+    """Waveform, loudness curve, tempo curve and piano roll, stacked on one time axis, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    report = analysis.report
+    fig = Figure(figsize=(11, 9), layout="constrained")
+    axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 2])
+    _plot_waveform(axes[0], analysis.envelope, report.duration_s.value or 0.0)
+    _plot_curve(axes[1], report.loudness.curve, "loudness (LUFS, 1 s)", "no audio: loudness not measured")
+    _plot_curve(axes[2], report.timing.tempo_curve, "tempo (BPM)", "too few beats for a tempo curve")
+    _plot_roll(axes[3], analysis.notes)
+    axes[3].set_xlabel("time (s)")
+    title = f"{Path(report.source.name).name}  ·  {report.key or 'key ?'}"
+    if report.tempo_bpm.value:
+        title += f"  ·  {report.tempo_bpm.value:.0f} BPM"
+    fig.suptitle(title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def plot(analysis: Analysis, path: str | Path) -> Path:
+    """Write the plot to `path` (callers wanting atomic writes use plot_png and their own writer)."""
+    target = Path(path)
+    target.write_bytes(analysis.png or plot_png(analysis))
+    return target
+
+
+def _plot_waveform(ax, envelope: np.ndarray | None, duration: float) -> None:
+    ax.set_ylabel("waveform")
+    if envelope is None:
+        ax.text(0.5, 0.5, "MIDI input: no waveform", ha="center", va="center", transform=ax.transAxes)
+        return
+    times = np.linspace(0, duration, envelope.shape[1])
+    ax.fill_between(times, envelope[0], envelope[1], color="0.35", linewidth=0)
+
+
+def _plot_curve(ax, curve: Curve, label: str, empty: str) -> None:
+    ax.set_ylabel(label)
+    if not curve.values:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+        return
+    ax.plot(curve.times_s, curve.values, color="tab:blue")
+
+
+def _plot_roll(ax, notes: Sequence[Note]) -> None:
+    ax.set_ylabel("pitch (MIDI)")
+    if not notes:
+        ax.text(0.5, 0.5, "no notes (transcription off or unavailable)", ha="center", va="center",
+                transform=ax.transAxes)
+        return
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for n in notes:
+        ax.broken_barh([(n.onset, max(n.offset - n.onset, 0.01))], (n.pitch - 0.4, 0.8),
+                       color=cmap(n.velocity / 127))
+    pitches = [n.pitch for n in notes]
+    ax.set_ylim(min(pitches) - 2, max(pitches) + 2)

@@ -1,0 +1,59 @@
+"""PianoModel: the PercePiano perceptual model (Flax AST) on a GPU, checkpoint from the weights Volume.
+
+Checkpoints live at WEIGHTS_DIR/piano/<name> (what `muse models upload piano PATH` writes); `model`
+is that name, or an absolute path. No memory snapshot: the checkpoint on the Volume may be replaced
+under the same name, and a snapshot would keep serving the old weights.
+"""
+
+from pathlib import Path
+
+import modal
+
+from remote import common
+from remote.app import app
+from remote.images import WEIGHTS_DIR, base_image, weights_volume
+
+PIANO_DIR = f"{WEIGHTS_DIR}/piano"
+
+piano_image = base_image("jax[cuda12]==0.10.2", "flax==0.12.8", "safetensors==0.8.0")
+
+
+@app.cls(image=piano_image, gpu="L4", volumes={WEIGHTS_DIR: weights_volume}, timeout=600,
+         scaledown_window=120, retries=1)
+class PianoModel:
+    model: str = modal.parameter(default="percepiano-ast")
+    trust: bool = modal.parameter(default=False)
+
+    @modal.enter()
+    def load(self) -> None:
+        from muse_cli.engines.piano import PianoEngine
+        from muse_cli.errors import MuseError
+
+        self.engine = PianoEngine(self.model, trust=self.trust, dirs=[Path(PIANO_DIR)])
+        try:
+            self.engine.load()
+        except MuseError:
+            # The engine keeps the error; every request answers with it in protocol instead of a
+            # container crash loop.
+            pass
+
+    @modal.method()
+    def generate(self, payload: dict) -> dict:
+        from muse_cli.contracts import PianoRequest
+
+        return common.serve(self.engine, PianoRequest, payload)
+
+    @modal.method()
+    def generate_stream(self, payload: dict):
+        from muse_cli.contracts import PianoRequest
+
+        yield from common.stream(self.engine, PianoRequest, payload)
+
+    @modal.method()
+    def health(self) -> dict:
+        import jax
+
+        info = common.health("piano", self.engine.model_id, self.engine)
+        info["jax"] = jax.__version__
+        info["checkpoint_loaded"] = self.engine.loaded
+        return info

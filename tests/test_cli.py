@@ -1,0 +1,134 @@
+"""The CLI as a user meets it: streams, exit codes, files, sidecars, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pretty_midi
+import pytest
+
+HEAVY = ("modal", "torch", "jax", "transformers", "librosa", "onnxruntime", "vllm")
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys, io, contextlib\n"
+        "from muse_cli.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for argv in (['--help'], ['gen', '--help'], ['gen', 'midi', '--help'], ['render', '--help'], ['doctor', '--help']):\n"
+        "        run(argv)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_python_dash_m_works():
+    proc = subprocess.run([sys.executable, "-m", "muse_cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("muse ")
+
+
+def test_gen_midi_offline_writes_midi_and_sidecar(run_cli, tmp_path):
+    code, out, err = run_cli("gen", "midi", "--difficulty", "beginner", "--seed", "5", "--key", "G")
+    assert code == 0, err
+    paths = [Path(line) for line in out.splitlines()]
+    assert len(paths) == 1 and paths[0].suffix == ".mid" and paths[0].name == "etude-g-major-beginner.mid"
+    pm = pretty_midi.PrettyMIDI(str(paths[0]))
+    assert sum(len(i.notes) for i in pm.instruments) > 8
+    meta = json.loads(paths[0].with_suffix(".json").read_text())
+    assert meta["engine"] == "etude" and meta["seed"] == 5 and meta["backend"] == "local"
+    assert meta["request"]["difficulty"] == "beginner" and meta["request"]["key"] == "G major"
+    assert {"noteCount", "duration", "tempo", "key"} <= set(meta["metadata"])
+    assert meta["metadata"]["key"] == "G major"
+    assert "MIDI-LLM is not available locally" in err  # the fallback is announced on stderr
+
+
+def test_same_seed_same_bytes_and_no_overwrite(run_cli, tmp_path):
+    _, out1, _ = run_cli("gen", "midi", "--engine", "etude", "--seed", "9", "-q")
+    _, out2, _ = run_cli("gen", "midi", "--engine", "etude", "--seed", "9", "-q")
+    a, b = Path(out1.strip()), Path(out2.strip())
+    assert a != b and b.stem.endswith("-2")
+    assert a.read_bytes() == b.read_bytes()
+    _, out3, _ = run_cli("gen", "midi", "--engine", "etude", "--seed", "9", "-q", "--force")
+    assert Path(out3.strip()) == a
+
+
+def test_json_mode_one_object_per_result(run_cli):
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "-n", "3", "--seed", "1", "--json", "--out-dir", "many")
+    assert code == 0, err
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert len(objs) == 3 and len({o["seed"] for o in objs}) == 3
+    for obj in objs:
+        assert all(Path(p).exists() for p in obj["outputs"])
+        assert obj["metadata"]["noteCount"] > 0
+
+
+def test_quiet_prints_only_results(run_cli):
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "-q")
+    assert code == 0 and err == "" and out.strip().endswith(".mid")
+
+
+def test_output_option_names_the_file(run_cli, tmp_path):
+    code, out, _ = run_cli("gen", "midi", "--engine", "etude", "-o", "sub/mine.mid", "-q")
+    assert code == 0 and out.strip() == "sub/mine.mid"
+    assert (tmp_path / "sub" / "mine.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--difficulty", "expert"], "--difficulty"),
+        (["--key", "H#"], "--key"),
+        (["--instrument", "kazoo-9000"], "--instrument"),
+        (["--bars", "0"], "--bars"),
+        (["--bars", "-4"], "--bars"),
+        (["--tempo", "0"], "--tempo"),
+        (["--tempo", "nan"], "--tempo"),
+        (["--tempo", "1000"], "--tempo"),
+        (["   "], "--prompt"),
+        (["--seed", "-1", "--engine", "etude"], "--seed"),
+        (["--time-signature", "7/8"], "--time-signature"),
+        (["--count", "0"], "--count"),
+        ([], "give a prompt"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, args, needle):
+    code, out, err = run_cli("gen", "midi", *args)
+    assert code == 2, err
+    assert out == ""
+    assert needle in err and len(err.strip().splitlines()) <= 2  # error line + hint line
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("*.mid"))
+
+
+def test_unwritable_output_path_exits_2(run_cli, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli("gen", "midi", "--engine", "etude", "--out-dir", "afile/sub")
+    assert code == 2 and "output folder" in err
+
+
+def test_unknown_option_is_usage_error(run_cli):
+    code, _, err = run_cli("gen", "midi", "--no-such-option")
+    assert code == 2 and "No such option" in err and "muse gen midi --help" in err
+
+
+def test_midi_llm_engine_never_falls_back(run_cli):
+    code, _, err = run_cli("gen", "midi", "a waltz", "--engine", "midi-llm", "--backend", "local", "--model", "/nonexistent/model")
+    assert code in (1, 2) and "etude" not in err
+
+
+def test_doctor_json(run_cli):
+    code, out, err = run_cli("doctor", "--json", "--timeout", "1")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["modal"]["credentials"] is False
+    assert report["backend_auto"] == "local"
+    assert "torch" in report["runtimes"]
+
+
+def test_doctor_human(run_cli):
+    code, out, err = run_cli("doctor", "--timeout", "1")
+    assert code == 0 and out == "" and "modal credentials" in err
