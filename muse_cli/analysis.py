@@ -64,9 +64,8 @@ class _Measured:
     notes: tuple[Note, ...]
     pedal_intervals: list[tuple[float, float]] | None = None
     integrated: float | None = None
-    short_term: np.ndarray | None = None
-    curve: tuple[np.ndarray, np.ndarray] | None = None
-    momentary: np.ndarray | None = None
+    short_term: tuple[np.ndarray, np.ndarray] | None = None  # (times_s, LUFS), 3 s windows
+    momentary: tuple[np.ndarray, np.ndarray] | None = None  # (times_s, LUFS), 0.4 s windows
     brightness: float | None = None
     chroma: np.ndarray | None = None
 
@@ -178,9 +177,8 @@ def _measure_audio(samples: np.ndarray, sr: int, mono: np.ndarray) -> _Measured:
         beats=ft.beat_times(ft.onset_envelope(mono)),
         notes=(),
         integrated=integrated if math.isfinite(integrated) else None,
-        short_term=ft.windowed_loudness(power, sr, ft.SHORT_TERM_WINDOW_S)[1],
-        curve=ft.windowed_loudness(power, sr, ft.LOUDNESS_CURVE_WINDOW_S),
-        momentary=ft.windowed_loudness(power, sr, 0.4, 0.1)[1],
+        short_term=ft.windowed_loudness(power, sr, ft.SHORT_TERM_WINDOW_S),
+        momentary=ft.windowed_loudness(power, sr, ft.MOMENTARY_WINDOW_S, 0.1),
         brightness=ft.brightness(mono),
         chroma=ft.chroma_weights(mono),
     )
@@ -221,7 +219,7 @@ def _analyze_midi(data: bytes, label: str, request: AnalyzeRequest, wants_percep
     pedal = [(float(c.time), int(c.value)) for i in played for c in i.control_changes if c.number == 64]
     measured = _Measured(
         duration=duration,
-        beats=ft.beat_times(ft.notes_envelope(notes, duration)),
+        beats=ft.beat_times(ft.notes_envelope(notes, duration), trim=False),
         notes=notes,
         pedal_intervals=ft.pedal_intervals(pedal, duration),
     )
@@ -260,7 +258,8 @@ def _envelope(mono: np.ndarray, points: int = ENVELOPE_POINTS) -> np.ndarray:
 def _m(value: float | None, unit: str, reading: str | None = None, digits: int = 2) -> Measure:
     if value is None or not math.isfinite(value):
         return Measure(value=None, unit=unit)
-    return Measure(value=round(float(value), digits), unit=unit, reading=reading)
+    number = int(round(value)) if digits == 0 else round(float(value), digits)
+    return Measure(value=number, unit=unit, reading=reading)
 
 
 def _band(value: float | None, bands: Sequence[tuple[float, str]], above: str) -> str | None:
@@ -313,13 +312,15 @@ def _tempo_words(bpm: float | None) -> str | None:
 
 
 def _loudness(m: _Measured) -> LoudnessSection:
-    if m.curve is None:
+    if m.short_term is None or m.momentary is None:
         none = _m(None, "count")
         return LoudnessSection(integrated=_m(None, "LUFS"), dynamic_range=_m(None, "dB"),
                                crescendos=none, diminuendos=none, curve=Curve(unit="LUFS"))
-    times, lufs = m.curve
-    spans = ft.swells(times, lufs)
-    rng = ft.dynamic_range(m.short_term)
+    times, lufs = m.short_term
+    # Windows reaching into the lead-in silence or the final fade would read as swells.
+    inner = ft.inside(times, ft.SHORT_TERM_WINDOW_S, ft.active_span(*m.momentary, ft.MOMENTARY_WINDOW_S))
+    spans = ft.swells(times[inner], lufs[inner])
+    rng = ft.dynamic_range(lufs[inner] if inner.sum() >= 2 else lufs)
     level = _band(m.integrated, [(-35, "very quiet recording"), (-23, "quiet recording"),
                                  (-12, "normal recording level")], "loud recording")
     contrast = _band(rng, [(3, "narrow: little dynamic contrast"), (8, "moderate dynamic range"),
@@ -388,7 +389,7 @@ def _pedal(m: _Measured) -> PedalSection:
 def _timbre(m: _Measured) -> TimbreSection:
     spread = None
     if m.momentary is not None:
-        kept = ft.gated(m.momentary)
+        kept = ft.gated(m.momentary[1])
         spread = float(kept.std()) if kept.size > 1 else None
     velocities = np.array([n.velocity for n in m.notes], dtype=float)
     vel_spread = float(velocities.std()) if velocities.size > 1 else None
@@ -441,7 +442,7 @@ def plot_png(analysis: Analysis) -> bytes:
     fig = Figure(figsize=(11, 9), layout="constrained")
     axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 2])
     _plot_waveform(axes[0], analysis.envelope, report.duration_s.value or 0.0)
-    _plot_curve(axes[1], report.loudness.curve, "loudness (LUFS, 1 s)", "no audio: loudness not measured")
+    _plot_curve(axes[1], report.loudness.curve, "loudness (LUFS, 3 s)", "no audio: loudness not measured")
     _plot_curve(axes[2], report.timing.tempo_curve, "tempo (BPM)", "too few beats for a tempo curve")
     _plot_roll(axes[3], analysis.notes)
     axes[3].set_xlabel("time (s)")
@@ -465,6 +466,7 @@ def _plot_waveform(ax, envelope: np.ndarray | None, duration: float) -> None:
     ax.set_ylabel("waveform")
     if envelope is None:
         ax.text(0.5, 0.5, "MIDI input: no waveform", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
         return
     times = np.linspace(0, duration, envelope.shape[1])
     ax.fill_between(times, envelope[0], envelope[1], color="0.35", linewidth=0)
@@ -474,6 +476,7 @@ def _plot_curve(ax, curve: Curve, label: str, empty: str) -> None:
     ax.set_ylabel(label)
     if not curve.values:
         ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
         return
     ax.plot(curve.times_s, curve.values, color="tab:blue")
 
@@ -485,10 +488,12 @@ def _plot_roll(ax, notes: Sequence[Note]) -> None:
                 transform=ax.transAxes)
         return
     from matplotlib import colormaps
+    from matplotlib.collections import PolyCollection
 
-    cmap = colormaps["viridis"]
-    for n in notes:
-        ax.broken_barh([(n.onset, max(n.offset - n.onset, 0.01))], (n.pitch - 0.4, 0.8),
-                       color=cmap(n.velocity / 127))
+    boxes = [[(n.onset, n.pitch - 0.4), (n.offset, n.pitch - 0.4), (n.offset, n.pitch + 0.4),
+              (n.onset, n.pitch + 0.4)] for n in notes]
+    colours = colormaps["viridis"]([n.velocity / 127 for n in notes])
+    ax.add_collection(PolyCollection(boxes, facecolors=colours, edgecolors="white", linewidths=0.3))
     pitches = [n.pitch for n in notes]
     ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set_xlim(0, max(max(n.offset for n in notes), ax.get_xlim()[1]))

@@ -299,7 +299,7 @@ class AnalyzeRequest(Contract):
 class Measure(Contract):
     """One measured value with its unit and a plain-words reading; value None when not measurable."""
 
-    value: float | None
+    value: int | float | None
     unit: str
     reading: str | None = None
 

@@ -73,31 +73,38 @@ def midi_llm_cached(model: str) -> bool:
     return isinstance(try_to_load_from_cache(model, "config.json"), str)
 
 
-def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -> tuple[Any, str, str | None]:
-    """Run a MidiRequest. Returns (result, backend name actually used, notice or None).
+def midi_family(request: Any, backend: Any) -> tuple[str, str | None]:
+    """Which family runs a MidiRequest, as far as can be known before calling: (family, notice).
 
     engine=auto uses MIDI-LLM where a backend can run it, else the etude composer, with a notice.
-    engine=midi-llm never falls back. The etude composer always runs in-process: it needs no GPU.
+    engine=midi-llm never falls back.
     """
-    from muse_cli.backends.local import LocalBackend
-
     if request.engine != "etude" and not midi_has_description(request):
         raise InputError(
             "give a prompt or at least one of --difficulty, --key, --tempo, --style, --time-signature"
         )
+    if request.engine == "auto" and backend.name == "local" and not midi_llm_cached(request.model):
+        return "etude", "MIDI-LLM is not available locally (muse models pull midi-llm); using the built-in etude composer"
+    return ("etude" if request.engine == "etude" else "midi-llm"), None
+
+
+def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -> tuple[Any, str, str | None]:
+    """Run a MidiRequest. Returns (result, backend name actually used, notice or None).
+
+    The etude composer always runs in-process: it needs no GPU. With engine=auto on Modal, a
+    Modal that cannot serve MIDI-LLM (unreachable, not deployed) falls back to it too.
+    """
+    family, notice = midi_family(request, backend)
     local = backend if backend.name == "local" else _shared_local()
-    if request.engine == "etude":
-        return local.run("etude", request, progress=progress), "local", None
-    if request.engine == "midi-llm":
-        return backend.run("midi-llm", request, model=request.model, progress=progress), backend.name, None
-    if backend.name == "local" and not midi_llm_cached(request.model):
-        notice = "MIDI-LLM is not available locally (muse models pull midi-llm); using the built-in etude composer"
+    if family == "etude":
         return local.run("etude", request, progress=progress), "local", notice
     try:
         return backend.run("midi-llm", request, model=request.model, progress=progress), backend.name, None
     except InputError:
         raise
     except RuntimeFailure as exc:
+        if request.engine == "midi-llm":
+            raise
         notice = f"MIDI-LLM unavailable ({exc.message}); using the built-in etude composer"
         return local.run("etude", request, progress=progress), "local", notice
 
@@ -166,3 +173,45 @@ def save_midi(
         paths = write_group(target.numbered(index, count), files, record)
         saved.append(Saved(paths, {"engine": result.engine, "seed": sample.seed, "metadata": meta}))
     return saved, notices
+
+
+# ----------------------------------------------------------------------------------- audio
+
+
+def audio_input(path: Path | None, option: str) -> dict[str, Any] | None:
+    """Read a user's audio file for a request (as AudioInput fields), failing fast and clearly."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{option} {str(path)!r}: no such file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{option} {str(path)!r}: cannot read ({exc.strerror})") from None
+    from muse_cli.music.audio import decode_audio, is_silent
+
+    audio, _ = decode_audio(data, name=path.name)  # corrupt or not audio: InputError now, not on the GPU
+    if is_silent(audio):
+        raise InputError(f"{option} {str(path)!r} is silent: it has nothing to condition on")
+    return {"name": path.name, "data": data}
+
+
+def check_audio_request(request: Any) -> None:
+    """Checks that need the model table, done before any backend is touched."""
+    from muse_cli.engines.musicgen_spec import validate_request
+
+    validate_request(request)
+
+
+def save_audio(request: Any, result: Any, target: Target, *, backend: str, command: str) -> list[Saved]:
+    saved = []
+    for index, clip in enumerate(result.clips):
+        meta = {"duration": clip.duration, "sample_rate": clip.sample_rate, "channels": clip.channels, "format": clip.format}
+        record = sidecar(
+            command=command, engine=result.engine, model=result.model, backend=backend, request=request,
+            seed=clip.seed, timings=result.timings, metadata={**meta, "decoder": result.decoder}, device=result.device,
+        )
+        paths = write_group(target.numbered(index, len(result.clips)), {f".{clip.format}": clip.audio}, record)
+        saved.append(Saved(paths, {"engine": result.engine, "model": result.model, "seed": clip.seed, **meta}))
+    return saved

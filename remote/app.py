@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import modal
 
+from remote.images import image
+from remote.plan import service
+
 APP_NAME = "muse"
 
 app = modal.App(APP_NAME)
 
-# Families register themselves on `app` when imported; import them last so `app` exists.
-from remote import families  # noqa: E402,F401
+_core_image = image("core")
 
 
-from remote.images import base_image  # noqa: E402
-
-_version_image = base_image()
-
-
-@app.function(image=_version_image, cpu=0.25, memory=256, scaledown_window=60)
+@app.function(**service("version", kind="function", image=_core_image, image_name="core", loads_weights=False,
+                        timeout=30, scaledown_window=60, cpu=0.25, memory=256))
 def version() -> dict:
     """What the client checks before its first call: the deployed muse and protocol version."""
     from muse_cli import __version__
     from muse_cli.contracts import PROTOCOL_VERSION
 
-    return {"app_version": __version__, "protocol": PROTOCOL_VERSION, "families": sorted(app.registered_classes)}
+    return {"app_version": __version__, "protocol": PROTOCOL_VERSION}
+
+
+# Families register themselves on `app` when imported; import them last so `app` exists.
+from remote import families  # noqa: E402,F401

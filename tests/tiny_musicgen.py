@@ -63,6 +63,15 @@ def _decoder_kwargs(stereo: bool) -> dict:
     )
 
 
+def _random_codebooks(model) -> None:
+    # EnCodec codebooks start as zeros (they are learnt by k-means); random ones make codes audible.
+    import torch
+
+    for layer in model.audio_encoder.quantizer.layers:
+        layer.codebook.embed.copy_(torch.randn_like(layer.codebook.embed))
+        layer.codebook.embed_avg.copy_(layer.codebook.embed)
+
+
 def _generation_config(model) -> None:
     g = model.generation_config
     g.decoder_start_token_id = TINY_CODEBOOK
@@ -90,6 +99,7 @@ def build_tiny_musicgen(folder: Path, *, stereo: bool = False, seed: int = 0) ->
     decoder = MusicgenDecoderConfig(**_decoder_kwargs(stereo))
     config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     model = MusicgenForConditionalGeneration(config).eval()
+    _random_codebooks(model)
     _generation_config(model)
     folder = Path(folder)
     model.save_pretrained(folder)
@@ -118,6 +128,7 @@ def build_tiny_musicgen_melody(folder: Path, *, seed: int = 0) -> Path:
         text_encoder=text, audio_encoder=audio, decoder=decoder, num_chroma=12, chroma_length=30 * TINY_SR // 64
     )
     model = MusicgenMelodyForConditionalGeneration(config).eval()
+    _random_codebooks(model)
     _generation_config(model)
     folder = Path(folder)
     model.save_pretrained(folder)

@@ -168,3 +168,29 @@ class ModalBackend:
                 yield index, err
             except Exception as exc:
                 yield index, translate(exc)
+
+
+WEIGHTS_VOLUME = "muse-weights"
+
+
+def upload_to_volume(local: Any, remote_path: str, force: bool = False) -> str:
+    """Put a local file on the weights Volume (what the deployed classes mount at /weights)."""
+    from muse_cli.backends import modal_credentials_present
+
+    if not modal_credentials_present():
+        raise RuntimeFailure("no Modal credentials found", hint=HINT_SETUP)
+    ok, where = reachable()
+    if not ok:
+        raise RuntimeFailure(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+    import modal
+
+    target = "/" + remote_path.lstrip("/")
+    try:
+        volume = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
+        with volume.batch_upload(force=force) as batch:
+            batch.put_file(str(local), target)
+    except FileExistsError:
+        raise InputError(f"{target} already exists on the {WEIGHTS_VOLUME} Volume", hint="use --force to replace it") from None
+    except Exception as exc:
+        raise translate(exc) from exc
+    return target

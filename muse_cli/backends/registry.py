@@ -46,6 +46,12 @@ FAMILIES: dict[str, Family] = {
                "MusicGen", "small"),
         Family("piano", "muse_cli.engines.piano:PianoEngine", "PianoRequest", "PianoResult",
                "PianoModel", "percepiano-ast"),
+        Family("acestep", "muse_cli.engines.acestep:AceStepEngine", "AceStepRequest", "AceStepResult",
+               "AceStep", "ACE-Step/ACE-Step-v1-3.5B"),
+        Family("lyrics", "muse_cli.engines.lyrics:LyricsEngine", "LyricsRequest", "LyricsResult",
+               "LyricsLLM", "Qwen/Qwen2.5-7B-Instruct"),
+        Family("cover", "muse_cli.engines.cover:CoverEngine", "CoverRequest", "CoverResult",
+               "CoverArt", "stabilityai/sdxl-turbo"),
     ]
 }
 

@@ -77,11 +77,14 @@ def gen_midi(
     chosen = get_backend(backend)
 
     start = time.perf_counter()
-    label = "composing" if request.engine == "etude" else "generating MIDI"
-    with ui.progress(label, total=request.count) as progress:
-        result, used_backend, notice = jobs.run_midi(request, chosen, progress)
+    family, notice = jobs.midi_family(request, chosen)
     if notice:
         ui.notice(notice)
+    label = "composing" if family == "etude" else f"generating MIDI with MIDI-LLM ({chosen.name})"
+    with ui.progress(label, total=request.count) as progress:
+        result, used_backend, fallback = jobs.run_midi(request, chosen, progress)
+    if fallback and fallback != notice:
+        ui.notice(fallback)
     stem = folder.stem if output is not None else jobs.midi_stem(request, result)
     target = Target(folder.folder, stem, force)
     saved, notices = jobs.save_midi(

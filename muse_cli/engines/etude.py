@@ -66,10 +66,11 @@ class Meter:
         return self.bar_units // self.beat_units
 
     def is_strong(self, onset_in_bar: int) -> bool:
-        """Downbeat, plus the middle of the bar in 4/4 and 6/8."""
-        return onset_in_bar == 0 or (self.beats % 2 == 0 and self.beats > 2 and onset_in_bar == self.bar_units // 2) or (
-            self.compound and onset_in_bar == self.beat_units
-        )
+        """Downbeat, plus the middle of the bar in 4/4 (beat 3) and 6/8 (the second dotted quarter)."""
+        if onset_in_bar == 0:
+            return True
+        has_middle = self.compound or self.beats == 4
+        return has_middle and onset_in_bar == self.bar_units // 2
 
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
@@ -93,7 +94,7 @@ class Level:
 
 
 LEVELS = {
-    "beginner": Level("beginner", 72, 1, 1, (57, 69), (36, 47), 64, 2.0, 0.0, 0.0, False),
+    "beginner": Level("beginner", 72, 1, 1, (57, 69), (43, 54), 64, 2.0, 0.0, 0.0, False),
     "intermediate": Level("intermediate", 96, 3, 2, (60, 81), (36, 47), 70, 3.5, 0.04, 0.0, True),
     "advanced": Level("advanced", 120, 6, 2, (60, 88), (31, 42), 76, 5.0, 0.15, 0.3, True),
 }
@@ -274,10 +275,10 @@ def _phrase_chords(rng: np.random.Generator, n: int, authentic: bool, level: Lev
     ending = [dominant, I] if authentic else [dominant]
     middle_len = n - 1 - len(ending)
     if level.altered_harmony:
-        predominants, pd_weights = [IV, II, V_OF_V], [0.45, 0.35, 0.2 if level.chromatic_prob == 0 else 0.3]
-        walk = [VI, IV, I, II, V]
+        predominants, pd_weights = [IV, II, V_OF_V], [0.5, 0.35, 0.15 if level.chromatic_prob == 0 else 0.25]
+        walk = [VI, IV, I, II]
     else:
-        predominants, pd_weights, walk = [IV], [1.0], [IV, I, V]
+        predominants, pd_weights, walk = [IV], [1.0], [IV, I]  # V only at cadences: a clear key
     middle: list[Chord] = []
     previous = I
     for i in range(middle_len):
@@ -384,7 +385,7 @@ class Event:
     pitches: tuple[int, ...]
 
 
-def melody_range(rng: np.random.Generator, key: Key, level: Level) -> tuple[int, int]:
+def melody_range(key: Key, level: Level) -> tuple[int, int]:
     """Lowest and highest melody pitch. Beginners get the five-finger tonic position (degrees 1-5):
     other positions leave out the tonic triad's third or the tonic itself, and the key gets vague."""
     if level.name != "beginner":
@@ -399,19 +400,21 @@ def _scale_pitches(pcs: set[int], lo: int, hi: int) -> list[int]:
 
 
 def _tonal_emphasis(key: Key, pitches: np.ndarray) -> np.ndarray:
-    """Favour the tonic and its third, lean less on the dominant: short diatonic tunes otherwise
-    sound (and analyse) like their dominant key or their parallel major/minor."""
+    """Favour the tonic and its third, lean less on the supertonic: short diatonic tunes otherwise
+    sound (and analyse) like a neighbouring key or their parallel major/minor."""
     pcs = pitches.astype(int) % 12
-    third = key.degree_pc(2)
-    return np.where(pcs == key.tonic, 1.8, np.where(pcs == third, 1.8, np.where(pcs == key.degree_pc(4), 0.7, 1.0)))
+    # In minor the third is all that tells the key from its parallel major: lean on it harder.
+    weights = {key.tonic: 2.5, key.degree_pc(2): 3.5 if key.mode == "minor" else 2.5, key.degree_pc(1): 0.6}
+    return np.array([weights.get(int(pc), 1.0) for pc in pcs])
 
 
 def _pick_near(rng: np.random.Generator, candidates: list[int], prev: int, level: Level, centre: float,
-               key: Key, allow_leap: bool = True) -> int:
+               key: Key, allow_leap: bool = True, emphasis: float = 1.0) -> int:
     c = np.asarray(candidates, dtype=float)
     distance = np.abs(c - prev)
-    weights = np.exp(-distance / level.spread) * np.exp(-np.abs(c - centre) / 12.0) * _tonal_emphasis(key, c)
-    weights[distance == 0] *= 0.35  # a repeated note now and then, not all the time
+    weights = np.exp(-distance / level.spread) * np.exp(-np.abs(c - centre) / 12.0)
+    weights *= _tonal_emphasis(key, c) ** emphasis
+    weights[distance == 0] *= 0.1  # a repeated note now and then, not all the time
     if allow_leap and level.leap_prob and rng.random() < level.leap_prob:
         leap = (distance >= 7) & (distance <= 14)
         if leap.any():
@@ -467,7 +470,7 @@ def _figure(rng: np.random.Generator, first: int, count: int, pool: list[int], t
 def compose_melody(rng: np.random.Generator, opts: EtudeOptions, plan: list[Chord]) -> list[Event]:
     """Right-hand line: chord tones on strong beats, figures between, 2-1 or 7-1 into the final tonic."""
     level, meter, key = opts.level, opts.meter, opts.key
-    lo, hi = melody_range(rng, key, level)
+    lo, hi = melody_range(key, level)
     centre = (lo + hi) / 2 if level.name == "beginner" else lo + 0.4 * (hi - lo)
     lengths = phrase_lengths(len(plan))
     phrase_start = np.cumsum([0] + lengths)
@@ -479,7 +482,8 @@ def compose_melody(rng: np.random.Generator, opts: EtudeOptions, plan: list[Chor
         start = bar * meter.bar_units
         if _restates(lengths, k) and bar - phrase_start[k] < 2:
             offset = (phrase_start[k] - phrase_start[k - 1]) * meter.bar_units
-            events += [replace(e, start=e.start + offset) for e in events if start - offset <= e.start < start - offset + meter.bar_units]
+            source = range(start - offset, start - offset + meter.bar_units)
+            events += [replace(e, start=e.start + offset) for e in events if e.start in source]
             prev = events[-1].pitches[0]
             continue
         last_of_phrase = bar == phrase_start[k + 1] - 1
@@ -496,8 +500,10 @@ def compose_melody(rng: np.random.Generator, opts: EtudeOptions, plan: list[Chor
             long_note = cell.durations[0] >= meter.beat_units
             if role == "final":
                 first = min(tones, key=lambda p: (abs(p - prev), p))
-            elif meter.is_strong(cell.onset) or long_note or rng.random() < (0.5 if level.name == "beginner" else 0.6):
-                first = _pick_near(rng, tones, prev, level, centre, key, allow_leap=role == "normal")
+            elif meter.is_strong(cell.onset) or long_note or rng.random() < (0.3 if level.name == "beginner" else 0.6):
+                # Long notes are what the ear (and a key finder) remembers: they lean harder on the tonic triad.
+                first = _pick_near(rng, tones, prev, level, centre, key, allow_leap=role == "normal",
+                                   emphasis=2.0 if sum(cell.durations) > meter.beat_units else 0.7)
             else:
                 first = _step(pool, prev, int(rng.choice([-1, 1])))
             last_cell = c == len(cells) - 1
@@ -528,38 +534,41 @@ def _leading_pitch(pool: list[int], key: Key, prev: int, lo: int, hi: int) -> in
 
 # Left-hand patterns: (duration, symbol) per bar. R root, 3/5 third/fifth above it, 8 the octave,
 # R5 root and fifth together, RO octave, T close triad on the root, C the chord in the octave below
-# middle C, RC root plus C, A<n> the n-th chord tone going up from the root (broken chords).
+# middle C, RC root plus C, R3 root and third, A<n> the n-th chord tone going up from the root (broken chords).
 _ARP8 = [(6, f"A{i}") for i in (0, 1, 2, 3, 4, 3, 2, 1)]
 _LH_PATTERNS = {
-    ("beginner", "2/4"): [[(24, "R")], [(24, "R5")]],
-    ("beginner", "3/4"): [[(36, "R")], [(36, "R5")]],
-    ("beginner", "4/4"): [[(48, "R")], [(48, "R5")], [(24, "R"), (24, "R5")]],
-    ("beginner", "6/8"): [[(36, "R")], [(36, "R5")]],
+    ("beginner", "2/4"): [[(24, "R")], [(24, "R3")]],
+    ("beginner", "3/4"): [[(36, "R")], [(36, "R3")]],
+    ("beginner", "4/4"): [[(48, "R")], [(48, "R3")], [(24, "R"), (24, "R3")]],
+    ("beginner", "6/8"): [[(36, "R")], [(36, "R3")]],
     ("intermediate", "2/4"): [[(6, "R"), (6, "5"), (6, "3"), (6, "5")], [(12, "R"), (12, "5")], [(24, "T")]],
-    ("intermediate", "3/4"): [[(12, "R"), (12, "C"), (12, "C")], [(6, s) for s in "R53535"], [(12, "R"), (12, "5"), (12, "8")]],
-    ("intermediate", "4/4"): [[(6, s) for s in "R535R535"], [(12, "R"), (12, "5"), (12, "8"), (12, "5")], [(24, "T"), (24, "T")]],
+    ("intermediate", "3/4"): [[(12, "R"), (12, "C"), (12, "C")], [(6, s) for s in "R53535"],
+                              [(12, "R"), (12, "5"), (12, "8")]],
+    ("intermediate", "4/4"): [[(6, s) for s in "R535R535"], [(12, "R"), (12, "5"), (12, "8"), (12, "5")],
+                              [(24, "T"), (24, "T")]],
     ("intermediate", "6/8"): [[(6, s) for s in "R58R58"], [(6, s) for s in "R53535"], [(18, "R5"), (18, "R5")]],
     ("advanced", "2/4"): [[(12, "RO"), (12, "C")], [(3, f"A{i}") for i in (0, 1, 2, 3, 4, 3, 2, 1)], [(24, "RC")]],
     ("advanced", "3/4"): [[(12, "RO"), (12, "C"), (12, "C")], [(6, f"A{i}") for i in (0, 1, 2, 3, 2, 1)], [(36, "RC")]],
     ("advanced", "4/4"): [[(12, "RO"), (12, "C"), (12, "5"), (12, "C")], _ARP8, [(24, "RC"), (18, "RC"), (6, "C")]],
-    ("advanced", "6/8"): [[(12, "RO"), (6, "C"), (12, "5"), (6, "C")], [(6, f"A{i}") for i in (0, 1, 2, 3, 2, 1)], [(18, "RC"), (18, "RC")]],
+    ("advanced", "6/8"): [[(12, "RO"), (6, "C"), (12, "5"), (6, "C")], [(6, f"A{i}") for i in (0, 1, 2, 3, 2, 1)],
+                          [(18, "RC"), (18, "RC")]],
 }
 _FINAL_LH = {"beginner": "R", "intermediate": "T", "advanced": "RC"}
 
 
-def voice_chord(symbol: str, root: int, pcs: list[int]) -> tuple[int, ...]:
+def voice_chord(symbol: str, root: int, pcs: list[int], ceiling: int = LH_CEILING) -> tuple[int, ...]:
     """Pitches for one pattern symbol, given the chord's bass root and its pitch classes."""
     third = root + (pcs[1] - pcs[0]) % 12
     fifth = root + (pcs[2] - pcs[0]) % 12
     upper = tuple(sorted(48 + (pc - 48) % 12 for pc in pcs))  # closed voicing, C3..B3
     if symbol.startswith("A"):
-        rising = sorted({p for pc in pcs for p in range(root + (pc - root) % 12, LH_CEILING + 1, 12)})
+        rising = sorted({p for pc in pcs for p in range(root + (pc - root) % 12, ceiling + 1, 12)})
         return (rising[min(int(symbol[1:]), len(rising) - 1)],)
     voiced = {
-        "R": (root,), "3": (third,), "5": (fifth,), "8": (root + 12,), "R5": (root, fifth),
+        "R": (root,), "3": (third,), "5": (fifth,), "8": (root + 12,), "R3": (root, third), "R5": (root, fifth),
         "RO": (root, root + 12), "T": (root, third, fifth), "C": upper, "RC": (root,) + upper,
     }[symbol]
-    return tuple(sorted({p for p in voiced if p <= LH_CEILING}))
+    return tuple(sorted({p for p in voiced if p <= ceiling})) or (root,)
 
 
 def compose_accompaniment(rng: np.random.Generator, opts: EtudeOptions, plan: list[Chord]) -> list[Event]:
@@ -567,6 +576,7 @@ def compose_accompaniment(rng: np.random.Generator, opts: EtudeOptions, plan: li
     level, meter, key = opts.level, opts.meter, opts.key
     patterns = _LH_PATTERNS[(level.name, str(meter))]
     lo, _ = level.bass_range
+    ceiling = min(LH_CEILING, melody_range(key, level)[0] - 1)  # the hands never cross or share a key
     events: list[Event] = []
     bar_index = 0
     for n in phrase_lengths(len(plan)):
@@ -578,7 +588,7 @@ def compose_accompaniment(rng: np.random.Generator, opts: EtudeOptions, plan: li
             onset = bar * meter.bar_units
             bar_pattern = [(meter.bar_units, _FINAL_LH[level.name])] if bar == len(plan) - 1 else pattern
             for duration, symbol in bar_pattern:
-                events.append(Event(onset, duration, voice_chord(symbol, root, pcs)))
+                events.append(Event(onset, duration, voice_chord(symbol, root, pcs, ceiling)))
                 onset += duration
         bar_index += n
     return events
@@ -591,19 +601,24 @@ def velocity(rng: np.random.Generator, opts: EtudeOptions, start: int, left_hand
     """Phrase arch (grow to the middle, relax to the cadence), accented downbeats, softer left hand."""
     meter = opts.meter
     bar = start // meter.bar_units
-    lengths = phrase_lengths(opts.bars)
-    bounds = np.cumsum([0] + lengths)
-    k = int(np.searchsorted(bounds, bar, side="right") - 1)
-    position = (start - bounds[k] * meter.bar_units) / (lengths[k] * meter.bar_units)
+    first_bar, length = 0, opts.bars
+    for length in phrase_lengths(opts.bars):
+        if bar < first_bar + length:
+            break
+        first_bar += length
+    position = (start - first_bar * meter.bar_units) / (length * meter.bar_units)
     value = opts.level.base_velocity + 12 * math.sin(math.pi * position)
     in_bar = start % meter.bar_units
     value += 6 if in_bar == 0 else 3 if meter.is_strong(in_bar) else 0
     value -= 12 if left_hand else 0
     value += int(rng.integers(-2, 3))
-    return int(np.clip(round(value), 30, 112))
+    return max(30, min(112, round(value)))
 
 
-def assemble(rng: np.random.Generator, opts: EtudeOptions, hands: list[tuple[str, list[Event]]]) -> pretty_midi.PrettyMIDI:
+def assemble(
+    rng: np.random.Generator, opts: EtudeOptions, hands: list[tuple[str, list[Event]]]
+) -> pretty_midi.PrettyMIDI:
+    """Notes, tempo, time and key signature, one instrument per hand (same GM program)."""
     pm = pretty_midi.PrettyMIDI(resolution=TICKS_PER_QUARTER, initial_tempo=opts.tempo)
     pm.time_signature_changes.append(pretty_midi.TimeSignature(opts.meter.numerator, opts.meter.denominator, 0.0))
     key_number = opts.key.tonic + (12 if opts.key.mode == "minor" else 0)

@@ -436,7 +436,7 @@ def resolve_checkpoint(model: str, dirs: list[Path] | None = None) -> Path:
     given = Path(model).expanduser()
     if given.is_file():
         return given
-    if given.is_absolute() or os.sep in model or given.suffix in CHECKPOINT_SUFFIXES:
+    if given.is_absolute() or os.sep in model:
         raise RuntimeFailure(f"no piano model checkpoint at {given}", hint=NO_CHECKPOINT_HINT)
     folders = checkpoint_dirs() if dirs is None else dirs
     for folder in folders:

@@ -8,6 +8,7 @@ imported on the path that runs the model; parameter names and shapes are listed 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -56,8 +57,13 @@ def init_params(config: ASTConfig, seed: int = 0) -> dict[str, Any]:
     return jax.jit(AST(config).init)(jax.random.PRNGKey(seed), dummy)["params"]
 
 
+@lru_cache(maxsize=8)
 def make_forward(config: ASTConfig, meta: CheckpointMeta) -> Callable[[Any, Any], jax.Array]:
-    """A jitted forward(params, segments) -> scores: input scaling and output mapping per the checkpoint."""
+    """A jitted forward(params, segments) -> scores: input scaling and output mapping per the checkpoint.
+
+    Cached per architecture and mapping, so engines loading same-shaped checkpoints share compilations;
+    the parameters are an argument, never baked into the function.
+    """
     model = AST(config)
     mean, std, sigmoid = meta.input_mean, meta.input_std, meta.output == "sigmoid"
 

@@ -275,13 +275,16 @@ def normalize(
         current = integrated_loudness(a, sr)
         if not math.isfinite(current):  # everything below the -70 LUFS gate: nothing to measure
             return a.copy()
-        out = a
         base_db = gain_db = target_lufs - current
-        # Limiting lowers the loudness a little; a couple of corrections land on the target.
+        ceiling = 10 ** (headroom_db / 20)
+        # Limiting lowers the loudness a little; a few corrections land on the target.
         for _ in range(6):
-            out = limit_peaks(a * (10 ** (gain_db / 20)), sr, headroom_db)
+            scaled = a * np.float32(10 ** (gain_db / 20))
+            if float(np.max(np.abs(scaled))) <= ceiling:
+                return scaled  # pure gain: loudness is exactly current + gain, no need to measure
+            out = limit_peaks(scaled, sr, headroom_db)
             err = target_lufs - integrated_loudness(out, sr)
-            if abs(err) < 0.05:
+            if abs(err) < 0.1:
                 break
             # Bounded: a very peaky signal cannot reach the target without crushing it.
             gain_db = min(gain_db + err, base_db + 6.0)

@@ -18,12 +18,12 @@ BEAT_HOP = 256  # onset envelope hop: 11.6 ms, fine enough for beat intervals of
 STFT_HOP = 512
 N_FFT = 2048
 CURVE_HOP_S = 0.25
-LOUDNESS_CURVE_WINDOW_S = 1.0
+MOMENTARY_WINDOW_S = 0.4  # EBU momentary loudness
 SHORT_TERM_WINDOW_S = 3.0  # EBU Tech 3341 short-term loudness
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -20.0  # EBU Tech 3342 (loudness range) gate
 SWELL_MIN_DB = 3.0
-SWELL_MIN_S = 1.0
+SWELL_MIN_S = 2.0
 CHORD_TOLERANCE_S = 0.05  # onsets closer than this belong to one chord
 MAX_IOI_S = 2.0  # a longer gap is a rest or phrase end, not a note-to-note connection
 STACCATO_RATIO = 0.5
@@ -48,27 +48,31 @@ def onset_envelope(y: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
 
 
 def notes_envelope(notes: Sequence[NoteLike], duration: float, sr: int = ANALYSIS_RATE) -> np.ndarray:
-    """An onset envelope made from notes: velocity-weighted impulses, smoothed over ~35 ms.
+    """An onset envelope made from notes: impulses at onsets, smoothed over ~35 ms.
 
-    Lets MIDI input use the same beat tracker as audio.
+    Lets MIDI input use the same beat tracker as audio. Velocity weighs in only by half, so soft
+    passages still carry beats.
     """
     n = int(math.ceil(duration * sr / BEAT_HOP)) + 1
     env = np.zeros(n)
     for note in notes:
         i = int(round(note.onset * sr / BEAT_HOP))
         if 0 <= i < n:
-            env[i] += max(note.velocity, 1) / 127
+            env[i] += 0.5 + 0.5 * note.velocity / 127
     kernel = np.hanning(7)
     return np.convolve(env, kernel / kernel.sum(), mode="same")
 
 
-def beat_times(envelope: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
-    """Beat positions in seconds (librosa's dynamic-programming tracker on the onset envelope)."""
+def beat_times(envelope: np.ndarray, sr: int = ANALYSIS_RATE, trim: bool = True) -> np.ndarray:
+    """Beat positions in seconds (librosa's dynamic-programming tracker on the onset envelope).
+
+    `trim` drops weak beats at the edges: right for audio with lead-in noise, wrong for notes.
+    """
     import librosa
 
     if envelope.size < 4 or not np.any(envelope > 0):
         return np.zeros(0)
-    _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=BEAT_HOP, trim=True)
+    _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=BEAT_HOP, trim=trim)
     return librosa.frames_to_time(frames, sr=sr, hop_length=BEAT_HOP)
 
 
@@ -198,25 +202,36 @@ def _turning_points(values: np.ndarray, threshold: float) -> list[int]:
     return points
 
 
-def swells(times: np.ndarray, lufs: np.ndarray, min_db: float = SWELL_MIN_DB, min_s: float = SWELL_MIN_S):
-    """Crescendos and diminuendos: rises/falls of >= min_db over >= min_s in the gated loudness curve.
+def active_span(times: np.ndarray, lufs: np.ndarray, window_s: float) -> tuple[float, float] | None:
+    """(start, end) seconds from the first to the last block that passes the gates."""
+    kept = gated(lufs)
+    if kept.size == 0:
+        return None
+    idx = np.nonzero(lufs >= kept.min())[0]
+    return float(times[idx[0]] - window_s / 2), float(times[idx[-1]] + window_s / 2)
 
-    Only the span between the first and the last gated block counts, so the fade into the final
-    silence is not a diminuendo.
+
+def inside(times: np.ndarray, window_s: float, span: tuple[float, float] | None) -> np.ndarray:
+    """Mask of windows (centred at `times`) lying wholly within `span`: no lead-in or fade-out edges."""
+    if span is None:
+        return np.zeros(len(times), dtype=bool)
+    return (times - window_s / 2 >= span[0] - 0.05) & (times + window_s / 2 <= span[1] + 0.05)
+
+
+def swells(times: np.ndarray, lufs: np.ndarray, min_db: float = SWELL_MIN_DB, min_s: float = SWELL_MIN_S):
+    """Crescendos and diminuendos: rises/falls of >= min_db over >= min_s between turning points
+    of the (short-term) loudness curve, which the caller limits to the performance's active span.
     """
-    finite = np.where(np.isfinite(lufs), lufs, ABSOLUTE_GATE_LUFS - 1)
-    kept = gated(finite)
-    if kept.size < 2:
+    if len(lufs) < 2:
         return []
-    active = np.nonzero(finite >= kept.min())[0]
-    t, v = times[active[0] : active[-1] + 1], finite[active[0] : active[-1] + 1]
+    v = np.where(np.isfinite(lufs), lufs, ABSOLUTE_GATE_LUFS)
     result = []
     points = _turning_points(v, min_db)
     for a, b in zip(points, points[1:]):
         size = float(v[b] - v[a])
-        if abs(size) >= min_db and t[b] - t[a] >= min_s:
+        if abs(size) >= min_db and times[b] - times[a] >= min_s:
             kind = "crescendo" if size > 0 else "diminuendo"
-            result.append(SwellSpan(kind, float(t[a]), float(t[b]), round(abs(size), 2)))
+            result.append(SwellSpan(kind, float(times[a]), float(times[b]), round(abs(size), 2)))
     return result
 
 
@@ -240,7 +255,9 @@ def chroma_weights(y: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
     """12-bin pitch-class energy of audio, for key finding when there are no notes."""
     import librosa
 
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=STFT_HOP)
+    # tuning=0: librosa's tuning estimate is slow, and its numba gufunc crashes with numba 0.68 +
+    # numpy 2.4; a piano a few cents off concert pitch still lands in the right chroma bins.
+    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=STFT_HOP, tuning=0.0)
     return chroma.sum(axis=1)
 
 

@@ -142,7 +142,7 @@ def split_tags(line: str) -> list[str]:
 
 
 def _usable_tag(tag: str, max_words: int) -> bool:
-    return bool(re.search(r"[^\W_]", tag)) and len(tag.split()) <= max_words and len(tag) <= 48
+    return bool(re.search(r"[^\W_]", tag)) and len(tag.split()) <= max_words and 2 <= len(tag) <= 48
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -163,13 +163,15 @@ def parse_tags(text: str) -> str:
     list of tags becomes one line. Sentences, empty items and duplicates are dropped.
     """
     lines = [_LABEL.sub("", line).strip() for line in _clean_text(text).split("\n")]
-    lines = [line for line in lines if line]
+    # "Here you go:" introduces the answer; it is never part of it.
+    lines = [line for line in lines if line and not line.endswith(":")]
     if not lines:
         raise SongTextError("the answer is empty")
     best = max(lines, key=lambda line: line.count(","))
     if best.count(",") == 0:
         # No comma anywhere: a bulleted list (one tag per line), or a single short tag.
-        candidates = [_clean_item(line) for line in lines]
+        bulleted = [line for line in lines if _BULLET.match(line)]
+        candidates = [_clean_item(line) for line in bulleted or lines]
     else:
         candidates = split_tags(best)
     tags = _dedupe([t.lower() for t in candidates if _usable_tag(t, MAX_TAG_WORDS)])[:MAX_TAGS]
@@ -190,12 +192,13 @@ _SECTION_CORE = re.compile(
     r"(?:[-–—:/]\s*.*)?$",
     re.IGNORECASE,
 )
-_BRACKETED = re.compile(r"^[\[(](?P<inner>[^\])]{1,40})[\])]\s*:?$")
+_BRACKETED = re.compile(r"^(?P<open>[\[(])(?P<inner>[^\])]{1,40})[\])]\s*:?$")
 _CHATTER = re.compile(
-    r"^(sure|here('s| is| are)|i hope|hope you|feel free|let me know|note:|this song|these lyrics|"
-    r"enjoy|title:|song title|\(?end\)?$)",
+    r"^(i hope (you|this)|hope you|feel free|let me know|note:|this song (is|was|captures)|"
+    r"these lyrics|title:|song title:|\(?the end\)?$)",
     re.IGNORECASE,
 )
+_WORDLESS_SECTIONS = {"[instrumental]", "[inst]", "[solo]", "[interlude]", "[intro]", "[outro]", "[drop]", "[breakdown]"}
 
 
 def section_tag(line: str) -> str | None:
@@ -213,7 +216,8 @@ def section_tag(line: str) -> str | None:
         for word in re.findall(r"[a-z-]+", inner.lower()):
             if word in SECTION_NAMES:
                 return f"[{word}]"
-        if re.search(r"[^\W\d_]", inner):
+        # "(ooh, ooh)" is a backing vocal, "[Guitar Solo]" a label.
+        if bracketed.group("open") == "[" and re.search(r"[^\W\d_]", inner):
             return f"[{' '.join(inner.lower().split())}]"
     return None
 
@@ -251,18 +255,23 @@ def parse_lyrics(text: str) -> str:
         if line.startswith("["):
             rest = next((x for x in out[i + 1:] if x != ""), None)
             if rest is None or rest.startswith("["):
-                if line not in ("[instrumental]", "[inst]", "[solo]", "[interlude]", "[intro]", "[outro]", "[drop]", "[breakdown]"):
+                if line not in _WORDLESS_SECTIONS:
                     continue
         cleaned.append(line)
     while cleaned and cleaned[-1] == "":
         cleaned.pop()
     result = "\n".join(cleaned).strip()
     result = re.sub(r"\n{3,}", "\n\n", result)
-    if not any(section_tag(line) for line in result.split("\n")):
+    if not started:
         raise SongTextError("the lyrics have no section tag such as [verse] or [chorus]")
     if not any(line and not line.startswith("[") for line in result.split("\n")):
         raise SongTextError("the lyrics have section tags but no words")
     return result
+
+
+def genre_like(tags: str) -> list[str]:
+    """The tags that could name a genre: not vocals, tempo or key (used to fill up categories)."""
+    return [t for t in split_tags(tags) if not _NOT_VISUAL.search(t)]
 
 
 def parse_categories(text: str, fallback: list[str] | None = None) -> list[str]:
@@ -271,7 +280,8 @@ def parse_categories(text: str, fallback: list[str] | None = None) -> list[str]:
     lines = [_LABEL.sub("", line).strip() for line in _clean_text(text).split("\n")]
     items: list[str] = []
     for line in lines:
-        items.extend(split_tags(line))
+        if not line.endswith(":"):
+            items.extend(split_tags(line))
     found = [_title(i) for i in items if _usable_tag(i, MAX_CATEGORY_WORDS)]
     pool = found + [_title(i) for i in (fallback or []) if _usable_tag(i, MAX_CATEGORY_WORDS)]
     genres = _dedupe(pool)[:MAX_CATEGORIES]
@@ -281,12 +291,5 @@ def parse_categories(text: str, fallback: list[str] | None = None) -> list[str]:
 
 
 def _title(item: str) -> str:
-    # Capitalise each word's first letter only: "r&b" -> "R&b" would be wrong, "edm" stays "Edm"-free.
-    words = []
-    for word in item.split():
-        words.append(word if any(c.isupper() for c in word) else word[:1].upper() + word[1:])
-    return " ".join(words)
-
-
-def count_categories_ok(categories: list[str]) -> bool:
-    return MIN_CATEGORIES <= len(categories) <= MAX_CATEGORIES
+    # Keep the model's own capitals (EDM, R&B); capitalise words it wrote in lowercase.
+    return " ".join(w if any(c.isupper() for c in w) else w[:1].upper() + w[1:] for w in item.split())

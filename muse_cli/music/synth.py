@@ -158,6 +158,8 @@ def _spectrum(pitch: int, brightness: float, sr: int) -> tuple[np.ndarray, np.nd
     amps = n**-slope / (1.0 + (freqs / cutoff) ** 2)
     amps *= np.abs(np.sin(math.pi * n / 7.5)) * 0.8 + 0.2  # hammer near 1/7.5 of the string damps those modes
     amps[freqs >= 0.45 * sr] = 0.0
+    if amps[0] == 0.0:  # even the fundamental is above Nyquist at this rate: nothing to play
+        return freqs, amps, np.ones_like(freqs)
     amps[amps < 1e-3 * amps[0]] = 0.0
     amps /= math.sqrt(float(np.sum(amps**2)))
     tau = _fundamental_tau(pitch) / (1.0 + 0.12 * (n - 1)) / (1.0 + freqs / 4000.0)
@@ -178,24 +180,35 @@ def _piano_tones(pitch: int, length: int, sr: int) -> tuple[np.ndarray, np.ndarr
     freqs, _, tau = _spectrum(pitch, 0.0, sr)
     amps = np.stack([_spectrum(pitch, b, sr)[1] for b in (0.0, 1.0)])  # [2, partials]
     live = np.flatnonzero(amps.max(axis=0) > 0)
+    if live.size == 0:
+        return np.zeros(length, np.float32), np.zeros(length, np.float32)
     freqs, tau, amps = freqs[live], tau[live], amps[:, live]
     phases = np.random.default_rng(pitch).uniform(0, 2 * math.pi, size=live.size)
     # Two stages per partial: a prompt sound decaying 4x faster, then the long aftersound.
     s = np.concatenate([-4.0 / tau, -1.0 / tau]) + 2j * math.pi * np.concatenate([freqs, freqs])
     weight = np.concatenate([0.65 * np.exp(1j * phases), 0.35 * np.exp(1j * phases)])
 
-    block = 512
+    block, chunk = 512, 32  # chunk: blocks per matrix product
     n_blocks = -(-length // block)
+    # Components fall below DECAY_FLOOR_DB at different times: later chunks skip the dead ones.
+    life = -math.log(10 ** (-DECAY_FLOOR_DB / 20)) / s.real  # seconds until inaudible
     inner = np.exp(np.outer(s, np.arange(block) / sr)).astype(np.complex64)  # [2P, block]
-    outer = np.exp(np.outer(np.arange(n_blocks) * (block / sr), s))  # [blocks, 2P]
-    tones = []
-    for a in amps:
-        coeff = outer * (weight * np.concatenate([a, a]))[None, :]
-        wave = (coeff.astype(np.complex64) @ inner).imag.reshape(-1)[:length]
-        ramp = _attack_ramp(sr, length)
-        wave[: len(ramp)] *= ramp
-        tones.append(np.ascontiguousarray(wave, dtype=np.float32))
-    return tones[0], tones[1]
+    coeff = np.stack([weight * np.concatenate([a, a]) for a in amps])  # [2, 2P]
+    ramp = _attack_ramp(sr, length)
+    tones = np.empty((2, n_blocks * block), dtype=np.float32)
+    for first in range(0, n_blocks, chunk):
+        k = np.arange(first, min(n_blocks, first + chunk))
+        live = np.flatnonzero(life > first * block / sr)
+        if live.size == 0:
+            tones[:, first * block :] = 0.0
+            break
+        outer = np.exp(np.outer(k * (block / sr), s[live]))  # [blocks, live]
+        both = np.concatenate([outer * coeff[0, live], outer * coeff[1, live]]).astype(np.complex64)
+        part = (both @ inner[live]).imag.reshape(2, -1)  # soft and bright in one product
+        tones[:, first * block : (k[-1] + 1) * block] = part
+    tones = tones[:, :length]
+    tones[:, : len(ramp)] *= ramp
+    return np.ascontiguousarray(tones[0]), np.ascontiguousarray(tones[1])
 
 
 def _drum_hit(pitch: int, sr: int) -> np.ndarray:

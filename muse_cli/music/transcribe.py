@@ -184,6 +184,7 @@ def notes_from_posteriors(
     frame_threshold: float = 0.3,
     min_note_s: float = 0.058,
     patience: int = 11,
+    restrike_threshold: float = 0.8,
 ) -> list[Note]:
     """Decode posteriorgrams into notes.
 
@@ -200,6 +201,9 @@ def notes_from_posteriors(
     notes = []
     times, keys = _onset_peaks(onset, onset_threshold)
     for t, k in sorted(zip(times, keys), reverse=True):
+        sounding = frame[max(t - 3, 0), k] >= frame_threshold
+        if sounding and onset[t, k] < restrike_threshold:
+            continue
         end = _note_end(energy[:, k], t, frame_threshold, patience)
         if end - t <= min_frames:
             continue

@@ -1,0 +1,74 @@
+"""`muse gen audio`: text-to-audio with MusicGen, on Modal or in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from muse_cli.cli import gen
+from muse_cli.cli import options as o
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+  muse gen audio "jazz piano" -d 10                       [dim]# -> jazz-piano.wav + jazz-piano.json[/dim]
+  muse gen audio "lofi beat, rain" -d 90 --model medium   [dim]# windowed past 30 s[/dim]
+  muse gen audio "orchestral" --model melody --melody hum.wav
+  muse gen audio "more of this" --continue clip.wav -d 20 --format flac
+  muse gen audio "techno" -n 4 --seed 1 --json --backend local --model ./my-musicgen
+"""
+
+
+@gen.command("audio", epilog=EXAMPLES)
+def gen_audio(
+    prompt: Annotated[Optional[str], typer.Argument(help="What the music should be, in words.", show_default=False)] = None,
+    duration: Annotated[float, typer.Option("-d", "--duration", help="Seconds of audio (1..300).")] = 10.0,
+    model: Annotated[str, typer.Option("-m", "--model", help="small, medium, large, melody, melody-large, stereo-*, a hub id or a local path.")] = "small",
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (> 0). [default: 1.0]", show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Top-k sampling (0 = off). [default: 250]", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling in [0, 1] (0 = off). [default: 0]", show_default=False)] = None,
+    cfg: Annotated[Optional[float], typer.Option("--cfg", "--guidance", help="Classifier-free guidance. [default: 3.0]", show_default=False)] = None,
+    extend_stride: Annotated[Optional[float], typer.Option("--extend-stride", help="Seconds each 30 s window advances past 30 s. [default: 18]", show_default=False)] = None,
+    melody: Annotated[Optional[Path], typer.Option("--melody", help="Audio whose melody conditions generation (melody models).", show_default=False)] = None,
+    continuation: Annotated[Optional[Path], typer.Option("--continue", help="Audio clip to continue.", show_default=False)] = None,
+    decoder: Annotated[str, typer.Option(help="encodec, or mbd (MultiBandDiffusion, on Modal).")] = "encodec",
+    audio_format: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
+    float_wav: Annotated[bool, typer.Option("--float", help="32-bit float WAV instead of 16-bit.")] = False,
+    normalize: Annotated[str, typer.Option(help="loudness (-14 LUFS), peak, rms, clip or none.")] = "loudness",
+    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Loudness target for --normalize loudness.")] = -14.0,
+    count: o.Count = 1,
+    seed: o.Seed = None,
+    output: o.Output = None,
+    out_dir: o.OutDir = None,
+    force: o.Force = False,
+    backend: o.Backend = "auto",
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Generate audio from a text prompt with MusicGen."""
+    from muse_cli import jobs, ui as ui_mod
+    from muse_cli.backends import get_backend
+    from muse_cli.contracts import AudioRequest
+    from muse_cli.output import Target
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    request = jobs.build(
+        AudioRequest,
+        prompt=prompt, duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
+        cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,
+        melody=jobs.audio_input(melody, "--melody"), continuation=jobs.audio_input(continuation, "--continue"),
+        decoder=decoder, format=audio_format, float_wav=float_wav, normalize=normalize, target_lufs=target_lufs,
+    )
+    jobs.check_audio_request(request)
+    stem = request.prompt or (f"{continuation.stem}-continued" if continuation else "musicgen")
+    target = Target.plan(stem=stem, out_dir=out_dir, output=output, force=force)
+    chosen = get_backend(backend)
+
+    with ui.progress(f"generating {request.duration:g} s with musicgen {request.model}", total=None) as progress:
+        result = chosen.run("musicgen", request, model=request.model, progress=progress)
+    for item in jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"):
+        ui.info(f"{item.paths[0].name}: {item.summary['duration']:.1f} s, {item.summary['channels']} ch, seed {item.summary['seed']}")
+        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})
