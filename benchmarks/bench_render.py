@@ -68,12 +68,18 @@ def main() -> None:
 
     def row(name, seconds, audio, sr):
         length = audio.shape[1] / sr
-        rows.append({"case": name, "audio_s": round(length, 2), "compute_s": round(seconds, 3),
-                     "x_realtime": round(length / seconds, 1)})
+        rows.append(
+            {
+                "case": name,
+                "audio_s": round(length, 2),
+                "compute_s": round(seconds, 3),
+                "x_realtime": round(length / seconds, 1),
+            }
+        )
 
     synthesize(piano_piece(2.0))  # warm imports and BLAS threads
     for stereo in (True, False):
-        secs, audio = best_of(args.repeats, lambda: synthesize(pm, 44100, stereo=stereo))
+        secs, audio = best_of(args.repeats, lambda stereo=stereo: synthesize(pm, 44100, stereo=stereo))
         row(f"builtin synth {'stereo' if stereo else 'mono'} 44.1k", secs, audio, 44100)
     secs, out = best_of(args.repeats, lambda: R.render_midi(pm, RenderRequest()))
     row("render_midi builtin + loudness -14 LUFS", secs, out.audio, out.sample_rate)
@@ -92,7 +98,10 @@ def main() -> None:
         return
     print(f"{args.seconds:g} s piano piece, {notes} notes, best of {args.repeats}")
     for r in rows:
-        print(f"  {r['case']:<44} {r['audio_s']:>7.2f} s audio in {r['compute_s']:>7.3f} s = {r['x_realtime']:>7.1f}x real time")
+        print(
+            f"  {r['case']:<44} {r['audio_s']:>7.2f} s audio in {r['compute_s']:>7.3f} s"
+            f" = {r['x_realtime']:>7.1f}x real time"
+        )
 
 
 if __name__ == "__main__":

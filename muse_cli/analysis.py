@@ -217,9 +217,12 @@ def _analyze_midi(data: bytes, label: str, request: AnalyzeRequest, wants_percep
     if not notes:
         raise InputError(f"{label}: has only drum notes; a piano performance is expected")
     pedal = [(float(c.time), int(c.value)) for i in played for c in i.control_changes if c.number == 64]
+    beats = ft.beat_times(ft.notes_envelope(notes, duration), trim=False)
+    # Untrimmed, the tracker may place beats in the silence before the first or after the last note.
+    beats = beats[(beats >= notes[0].onset - 0.05) & (beats <= notes[-1].onset + 0.05)]
     measured = _Measured(
         duration=duration,
-        beats=ft.beat_times(ft.notes_envelope(notes, duration), trim=False),
+        beats=beats,
         notes=notes,
         pedal_intervals=ft.pedal_intervals(pedal, duration),
     )

@@ -215,3 +215,57 @@ def save_audio(request: Any, result: Any, target: Target, *, backend: str, comma
         paths = write_group(target.numbered(index, len(result.clips)), {f".{clip.format}": clip.audio}, record)
         saved.append(Saved(paths, {"engine": result.engine, "model": result.model, "seed": clip.seed, **meta}))
     return saved
+
+
+# ------------------------------------------------------------------------------- job kinds
+
+
+@dataclass
+class Outcome:
+    """What running a job produced: the result contract, where it ran, notices for the user."""
+
+    result: Any
+    backend: str
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job (`"kind"` in a batch line, one endpoint of the HTTP API)."""
+
+    name: str
+    request: str  # contract class name in muse_cli.contracts
+    run: Any  # (request, backend, progress) -> Outcome
+    save: Any  # (request, outcome, target, command) -> list[Saved]
+    stem: Any  # (request, outcome) -> str: the file stem when the caller does not choose one
+
+    def request_type(self) -> Any:
+        from muse_cli import contracts
+
+        return getattr(contracts, self.request)
+
+
+def _run_midi_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
+    result, used, notice = run_midi(request, backend, progress)
+    return Outcome(result, used, [notice] if notice else [])
+
+
+def _save_midi_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:
+    saved, notices = save_midi(request, outcome.result, target, backend=outcome.backend, command=command)
+    outcome.notices.extend(notices)
+    return saved
+
+
+def _run_audio_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
+    check_audio_request(request)
+    return Outcome(backend.run("musicgen", request, model=request.model, progress=progress), backend.name)
+
+
+def _save_audio_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:
+    return save_audio(request, outcome.result, target, backend=outcome.backend, command=command)
+
+
+KINDS: dict[str, JobKind] = {
+    "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result)),
+    "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen")),
+}

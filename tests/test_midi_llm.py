@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import sys
 import time
+from pathlib import Path
 
 import pretty_midi
 import pytest
@@ -282,6 +284,7 @@ def test_vllm_runtime_on_the_tiny_model(tiny_path):
 
 def test_modal_class_runs_locally_with_the_transformers_runtime(tiny_path, monkeypatch):
     pytest.importorskip("modal")
+    sys.path.insert(0, str(Path(__file__).parent.parent))  # remote/ is not an installed package
     from muse_cli.contracts import PROTOCOL_VERSION, MidiResult
     from remote.midi_llm import RUNTIME_ENV, MidiLLM
 

@@ -94,7 +94,10 @@ def render_midi(pm_or_bytes, request: RenderRequest) -> RenderOutput:
         renderer = "fluidsynth"
     else:
         if soundfont is not None:
-            notice = f"FluidSynth is not installed, so {soundfont.name} was not used: rendered with the built-in piano; {INSTALL_HINT}"
+            notice = (
+                f"FluidSynth is not installed, so {soundfont.name} was not used: "
+                f"rendered with the built-in piano; {INSTALL_HINT}"
+            )
         from muse_cli.music.synth import synthesize
 
         audio = synthesize(pm, sample_rate=sr, stereo=request.stereo)

@@ -8,7 +8,8 @@ decaying noise bursts (a low sine thump for kick drums 35/36), so grooves stay a
 Timing contract: a note sounds from its start to its end, extended while the sustain pedal (CC64
 >= 64) is down, then fades out over RELEASE_S. The output lasts `rendered_duration(pm)` seconds:
 the latest such extended end plus RELEASE_S. Every note begins and ends at zero amplitude (raised-
-cosine attack and release ramps), so nothing clicks.
+cosine attack and release ramps), so nothing clicks. Pitch bends and other controllers than the
+sustain pedal are ignored; partials above 0.45 x the sample rate are left out (no aliasing).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def rendered_duration(pm) -> float:
     """Seconds of audio `synthesize` returns for `pm`: last pedal-extended note end + RELEASE_S."""
     end = 0.0
     for inst in pm.instruments:
-        for start, stop, _note in _sounding(inst):
+        for _start, stop, _note in _sounding(inst):
             end = max(end, stop)
     return end + RELEASE_S
 
