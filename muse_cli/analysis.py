@@ -376,7 +376,9 @@ def _articulation(notes: Sequence[Note]) -> ArticulationSection:
 
 
 def _pedal(m: _Measured) -> PedalSection:
-    ratios = ft.legato_ratios(m.notes)
+    # MIDI key releases under a held pedal do not stop the sound: measure what sounds, as in audio.
+    offsets = ft.pedal_extended_offsets(m.notes, m.pedal_intervals) if m.pedal_intervals and m.notes else None
+    ratios = ft.legato_ratios(m.notes, offsets)
     overlap = 100.0 * float(np.mean(ratios > ft.OVERLAP_RATIO)) if ratios.size else None
     down = None
     if m.pedal_intervals is not None:

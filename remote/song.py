@@ -27,6 +27,7 @@ acestep_image = image(
     "transformers==4.50.0",
     "diffusers==0.33.1",
     "accelerate==1.6.0",
+    "peft==0.15.2",  # of the same season as transformers 4.50; newer peft expects newer transformers
     f"ace-step @ git+{ACESTEP_REPO}@{ACESTEP_COMMIT}",
     apt=("git",),
 )

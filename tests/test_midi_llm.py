@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-import time
 from pathlib import Path
 
 import pretty_midi
@@ -241,10 +240,9 @@ def test_engine_rejects_a_request_with_nothing_to_go_on(engine):
 
 def test_missing_offline_model_fails_fast(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
-    with pytest.raises(RuntimeFailure) as info:
+    with pytest.raises(RuntimeFailure) as info:  # from the cache check, before any network attempt
         MidiLLMEngine("nobody/not-a-cached-model", runtime="transformers").load()
-    assert time.perf_counter() - t0 < 5
+    assert "not downloaded" in info.value.message
     assert "muse models pull midi-llm" in info.value.hint
     with pytest.raises(RuntimeFailure, match="not found"):
         MidiLLMEngine(str(tmp_path / "missing"), runtime="transformers").load()

@@ -215,6 +215,31 @@ def test_seams_have_no_jumps(long_pair):
         assert step[seam - 2 : seam + 2].max() <= typical, f"jump at the {seconds} s seam"
 
 
+def test_each_window_continues_from_the_codes_before_it(engines, tiny):
+    engine = engines["mono"]
+    calls, decoded = [], []
+    generate, decode = engine.model.generate, engine._decode
+
+    def spy_generate(**kwargs):
+        calls.append(kwargs.get("decoder_input_ids"))
+        return generate(**kwargs)
+
+    def spy_decode(codes, decoder):
+        decoded.append(codes)
+        return decode(codes, decoder)
+
+    engine.model.generate, engine._decode = spy_generate, spy_decode
+    try:
+        engine.generate(req(tiny["mono"], duration=40, count=2))
+    finally:
+        del engine.model.generate, engine._decode
+    assert len(calls) == 2 and calls[0] is None
+    codes = decoded[0]  # [2 clips, 4 codebooks, 400 frames]
+    context = 12 * TINY_FRAME_RATE  # 30 s window - 18 s stride
+    expected = codes[:, :, 300 - context : 300].reshape(2 * 4, context)
+    assert torch.equal(calls[1], expected)
+
+
 def test_long_clip_starts_like_the_short_one(engines, tiny, long_pair):
     """Window 1 of a long clip is the same draw as a 30 s clip with that seed (EnCodec's look-ahead aside)."""
     short = engines["mono"].generate(req(tiny["mono"], duration=30, seed=11))

@@ -7,7 +7,6 @@ through the same path as a real checkpoint.
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -279,13 +279,14 @@ class StandInPipeline:
         self.calls.append(kwargs)
         for _ in self.module.tqdm(range(kwargs["infer_step"]), total=kwargs["infer_step"]):
             pass
+        print("decoding")  # the real decoder prints too
         write_wav(Path(kwargs["save_path"]), seconds=kwargs["audio_duration"])
         return [kwargs["save_path"], {"timecosts": {"preprocess": 0.01, "diffusion": 0.2, "latent2audio": 0.05},
                                       "actual_seeds": kwargs["manual_seeds"]}]
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
-def test_acestep_engine_around_the_pipeline(fmt):
+def test_acestep_engine_around_the_pipeline(fmt, capsys):
     from muse_cli.music.audio import decode_audio
 
     engine = ace.AceStepEngine("ACE-Step/ACE-Step-v1-3.5B")
@@ -303,6 +304,8 @@ def test_acestep_engine_around_the_pipeline(fmt):
     assert seen[:4] == [(1, 5), (2, 5), (3, 5), (4, 5)] and seen[-1] == (1.0, 1.0)
     assert {"preprocess", "diffusion", "decode", "acestep"} <= set(result.timings)
     assert result.timings["decode"] == 0.05
+    out, err = capsys.readouterr()
+    assert out == "" and "decoding" in err, "stdout stays muse's own"
 
 
 def test_acestep_checkpoint_folder_must_have_all_parts(tmp_path):

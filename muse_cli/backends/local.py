@@ -17,21 +17,32 @@ class LocalBackend:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def engine(self, family: str, model: str | None = None) -> Any:
-        """The loaded engine for (family, model): built and loaded once, then reused (batch jobs)."""
-        fam = get_family(family)
-        key = (family, model or fam.default_model)
+    def _key(self, family: str, model: str | None, options: dict[str, Any] | None) -> tuple:
+        return (family, model or get_family(family).default_model, tuple(sorted((options or {}).items())))
+
+    def engine(self, family: str, model: str | None = None, options: dict[str, Any] | None = None) -> Any:
+        """The loaded engine for (family, model, options): built and loaded once, then reused."""
+        key = self._key(family, model, options)
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._engines:
-                engine = fam.engine_class()(key[1])
+                engine = get_family(family).engine_class()(key[1], **(options or {}))
                 engine.load()
                 self._engines[key] = engine
             return self._engines[key]
 
-    def run(self, family: str, request: Any, *, model: str | None = None, progress: ProgressFn = null_progress) -> Any:
-        engine = self.engine(family, model)
+    def run(
+        self,
+        family: str,
+        request: Any,
+        *,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        progress: ProgressFn = null_progress,
+    ) -> Any:
+        """Run one request. `options` are engine constructor settings (e.g. trust for a checkpoint)."""
+        engine = self.engine(family, model, options)
         # One request at a time per engine: models are not re-entrant, settings travel per call.
-        with self._locks[(family, model or get_family(family).default_model)]:
+        with self._locks[self._key(family, model, options)]:
             return engine.generate(request, progress=progress)

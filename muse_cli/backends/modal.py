@@ -85,9 +85,11 @@ class ModalBackend:
     name = "modal"
 
     def __init__(self, gpu_for: Callable[[str, str], str | None] | None = None) -> None:
+        from muse_cli.catalog import gpu_for as catalog_gpu
+
         self._checked = False
         self._check_lock = threading.Lock()
-        self._gpu_for = gpu_for
+        self._gpu_for = gpu_for or catalog_gpu
 
     def check(self) -> None:
         """Reachable and deployed at our protocol version; done once, before the first job."""
@@ -121,7 +123,7 @@ class ModalBackend:
         except Exception as exc:
             raise translate(exc) from exc
 
-    def _instance(self, family: str, model: str) -> Any:
+    def _instance(self, family: str, model: str, options: dict[str, Any] | None = None) -> Any:
         import modal
 
         fam = get_family(family)
@@ -129,13 +131,21 @@ class ModalBackend:
         gpu = self._gpu_for(family, model) if self._gpu_for else None
         if gpu:
             cls = cls.with_options(gpu=gpu)
-        return cls(model=model)
+        return cls(model=model, **(options or {}))
 
-    def run(self, family: str, request: Any, *, model: str | None = None, progress: ProgressFn = null_progress) -> Any:
+    def run(
+        self,
+        family: str,
+        request: Any,
+        *,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        progress: ProgressFn = null_progress,
+    ) -> Any:
         fam = get_family(family)
         self.check()
         payload = {"protocol": PROTOCOL_VERSION, "request": request.model_dump(mode="python")}
-        obj = self._instance(family, model or fam.default_model)
+        obj = self._instance(family, model or fam.default_model, options)
         try:
             reply: dict[str, Any] | None = None
             for event in obj.generate_stream.remote_gen(payload):
@@ -151,23 +161,57 @@ class ModalBackend:
             raise TransientFailure("the remote call ended without a result", hint="retry")
         return unpack(reply, fam.result_type())
 
-    def map(self, family: str, requests: list[Any], *, model: str | None = None) -> Iterator[tuple[int, Any]]:
-        """Fan out over containers; yields (index, result or MuseError) as each finishes."""
+    def map(
+        self, family: str, requests: list[Any], *, model: str | None = None, concurrency: int = 8
+    ) -> Iterator[tuple[int, Any]]:
+        """Fan out over containers, at most `concurrency` calls in flight.
+
+        Yields (index, result or MuseError) in the order calls finish, so a slow request never
+        holds back the others. Each call is `spawn`ed and awaited in its own thread; closing the
+        iterator early (Ctrl-C, an error downstream) cancels the calls still running.
+        """
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         fam = get_family(family)
         self.check()
         obj = self._instance(family, model or fam.default_model)
-        payloads = [{"protocol": PROTOCOL_VERSION, "request": r.model_dump(mode="python")} for r in requests]
-        try:
-            calls = [obj.generate.spawn(p) for p in payloads]
-        except Exception as exc:
-            raise translate(exc) from exc
-        for index, call in enumerate(calls):
+        result_type = fam.result_type()
+        running: dict[int, Any] = {}
+        guard = threading.Lock()
+
+        def call(index: int, request: Any) -> Any:
+            payload = {"protocol": PROTOCOL_VERSION, "request": request.model_dump(mode="python")}
             try:
-                yield index, unpack(call.get(), fam.result_type())
+                handle = obj.generate.spawn(payload)
+                with guard:
+                    running[index] = handle
+                reply = handle.get()
+                return unpack(reply, result_type)
             except MuseError as err:
-                yield index, err
+                return err
             except Exception as exc:
-                yield index, translate(exc)
+                return translate(exc)
+            finally:
+                with guard:
+                    running.pop(index, None)
+
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="muse-modal")
+        try:
+            futures = {pool.submit(call, i, r): i for i, r in enumerate(requests)}
+            waiting = set(futures)
+            while waiting:
+                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            with guard:
+                left = list(running.values())
+            for handle in left:
+                try:
+                    handle.cancel()
+                except Exception:  # best effort: the call may have just finished
+                    pass
 
 
 WEIGHTS_VOLUME = "muse-weights"

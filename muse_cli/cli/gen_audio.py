@@ -38,6 +38,7 @@ def gen_audio(
     float_wav: Annotated[bool, typer.Option("--float", help="32-bit float WAV instead of 16-bit.")] = False,
     normalize: Annotated[str, typer.Option(help="loudness (-14 LUFS), peak, rms, clip or none.")] = "loudness",
     target_lufs: Annotated[float, typer.Option("--target-lufs", help="Loudness target for --normalize loudness.")] = -14.0,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line (- for stdin): a batch with these options as defaults (see muse batch).", show_default=False)] = None,
     count: o.Count = 1,
     seed: o.Seed = None,
     output: o.Output = None,
@@ -47,7 +48,7 @@ def gen_audio(
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
-) -> None:
+) -> int | None:
     """Generate audio from a text prompt with MusicGen."""
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
@@ -55,13 +56,18 @@ def gen_audio(
     from muse_cli.output import Target
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
-    request = jobs.build(
-        AudioRequest,
-        prompt=prompt, duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
+    fields = dict(
+        duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,
         melody=jobs.audio_input(melody, "--melody"), continuation=jobs.audio_input(continuation, "--continue"),
         decoder=decoder, format=audio_format, float_wav=float_wav, normalize=normalize, target_lufs=target_lufs,
     )
+    if prompts_file is not None:
+        from muse_cli.cli.batch import prompts_conflict, run_prompts
+
+        prompts_conflict(prompt=prompt, output=output)
+        return run_prompts(ui, "audio", prompts_file, fields, out_dir=out_dir, backend=backend)
+    request = jobs.build(AudioRequest, prompt=prompt, **fields)
     jobs.check_audio_request(request)
     stem = request.prompt or (f"{continuation.stem}-continued" if continuation else "musicgen")
     target = Target.plan(stem=stem, out_dir=out_dir, output=output, force=force)

@@ -39,6 +39,7 @@ def gen_midi(
     render: Annotated[bool, typer.Option("--render", help="Also render each MIDI to audio.")] = False,
     soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) for --render through FluidSynth.", show_default=False)] = None,
     audio_format: Annotated[str, typer.Option("--format", help="Audio format for --render: wav or flac.")] = "wav",
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line (- for stdin): a batch with these options as defaults (see muse batch).", show_default=False)] = None,
     count: o.Count = 1,
     seed: o.Seed = None,
     output: o.Output = None,
@@ -48,7 +49,7 @@ def gen_midi(
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
-) -> None:
+) -> int | None:
     """Compose MIDI from a prompt (MIDI-LLM) or structured options (etude composer offline)."""
     import time
 
@@ -58,12 +59,17 @@ def gen_midi(
     from muse_cli.output import Target
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
-    request = jobs.build(
-        MidiRequest,
-        prompt=prompt, engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
+    fields = dict(
+        engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
         time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,
         count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
     )
+    if prompts_file is not None:
+        from muse_cli.cli.batch import prompts_conflict, run_prompts
+
+        prompts_conflict(prompt=prompt, output=output, render=render or soundfont is not None)
+        return run_prompts(ui, "midi", prompts_file, fields, out_dir=out_dir, backend=backend)
+    request = jobs.build(MidiRequest, prompt=prompt, **fields)
     render_request = (
         jobs.build(RenderRequest, soundfont=str(soundfont) if soundfont else None, format=audio_format)
         if render or soundfont

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any, Iterator
 
 from muse_cli.contracts import AceStepRequest, AceStepResult
 from muse_cli.engines.base import resolve_seed
-from muse_cli.errors import RuntimeFailure
+from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.progress import ProgressFn, null_progress
 
 DEFAULT_MODEL = "ACE-Step/ACE-Step-v1-3.5B"
@@ -152,6 +153,12 @@ class AceStepEngine:
             from acestep import pipeline_ace_step
         except ImportError as exc:
             raise RuntimeFailure(f"ACE-Step is not installed here ({exc.name} is missing)", hint=INSTALL_HINT) from None
+        try:
+            from loguru import logger
+
+            logger.disable("acestep")  # engines never print; the pipeline logs every step otherwise
+        except ImportError:
+            pass
         checkpoint = self.checkpoint_dir()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         pipe = pipeline_ace_step.ACEStepPipeline(
@@ -173,10 +180,14 @@ class AceStepEngine:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="muse-acestep-", dir=scratch_dir()) as tmp:
             kwargs = pipeline_kwargs(request, seed, str(Path(tmp) / "song.wav"))
-            with self._lock, step_progress(self._module, progress):
+            # Its decoder print()s: keep stdout for muse's own output (paths, --json).
+            with self._lock, step_progress(self._module, progress), contextlib.redirect_stdout(sys.stderr):
                 outputs = self._pipe(**kwargs)
             path, params = read_outputs(outputs)
-            audio, sr = decode_audio(path.read_bytes(), name="ACE-Step output")
+            try:
+                audio, sr = decode_audio(path.read_bytes(), name="ACE-Step output")
+            except InputError as exc:  # our own model's file, not the user's input
+                raise RuntimeFailure(exc.message) from None
         data = encode_audio(audio, sr, request.format, request.float_wav)
         progress(1.0, 1.0)
         timings = stage_timings(params)

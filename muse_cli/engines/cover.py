@@ -10,6 +10,7 @@ import io
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 from muse_cli.contracts import CoverRequest, CoverResult
@@ -48,7 +49,10 @@ class CoverEngine:
         if self.device == "cuda" and not os.path.isdir(self.model_id):
             options["variant"] = "fp16"  # the hub repo ships half-size fp16 weights: half the download
         try:
-            pipe = AutoPipelineForText2Image.from_pretrained(self.model_id, **options)
+            with warnings.catch_warnings():
+                # Newer diffusers renamed torch_dtype to dtype; the pinned image's one knows only torch_dtype.
+                warnings.simplefilter("ignore", FutureWarning)
+                pipe = AutoPipelineForText2Image.from_pretrained(self.model_id, **options)
         except (OSError, ValueError) as exc:
             raise RuntimeFailure(
                 f"cannot load the cover model {self.model_id}: {str(exc).splitlines()[0]}",

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -266,7 +266,7 @@ class Checkpoint:
     params: dict[str, np.ndarray]  # flat "a/b/c" -> array
     meta: CheckpointMeta
     config: ASTConfig
-    sha256: str = field(default="")
+    sha256: str = ""
 
     @property
     def model_id(self) -> str:

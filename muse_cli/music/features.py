@@ -274,12 +274,16 @@ def _next_onsets(notes: Sequence[NoteLike]) -> np.ndarray:
     return padded[index]
 
 
-def legato_ratios(notes: Sequence[NoteLike]) -> np.ndarray:
-    """Sounding duration over the time to the next chord, per note followed within MAX_IOI_S."""
+def legato_ratios(notes: Sequence[NoteLike], offsets: np.ndarray | None = None) -> np.ndarray:
+    """Duration over the time to the next chord, per note followed within MAX_IOI_S.
+
+    `offsets` replaces the notes' own ends (e.g. pedal-extended ones).
+    """
     if len(notes) < 2:
         return np.zeros(0)
     onsets = np.array([n.onset for n in notes])
-    durations = np.array([n.offset - n.onset for n in notes])
+    ends = np.array([n.offset for n in notes]) if offsets is None else np.asarray(offsets)
+    durations = ends - onsets
     ioi = _next_onsets(notes) - onsets
     keep = ioi <= MAX_IOI_S
     return durations[keep] / ioi[keep]
@@ -335,3 +339,12 @@ def pedal_intervals(events: Sequence[tuple[float, int]], end: float) -> list[tup
     if down is not None:
         intervals.append((down, max(down, end)))
     return intervals
+
+
+def pedal_extended_offsets(notes: Sequence[NoteLike], intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Where each note stops sounding: its key release, or the pedal lift if the pedal holds it."""
+    offsets = np.array([n.offset for n in notes], dtype=float)
+    for down, up in intervals:
+        held = (offsets >= down) & (offsets < up)
+        offsets[held] = up
+    return offsets

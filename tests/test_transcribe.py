@@ -1,0 +1,109 @@
+"""Note transcription: windowing, note decoding from posteriorgrams, MIDI output, the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from muse_cli.errors import RuntimeFailure
+from muse_cli.music import transcribe as tr
+
+from _analysis_material import performance
+
+
+def _posteriors(frames: int = 200) -> tr.Posteriors:
+    return tr.Posteriors(frame=np.zeros((frames, 88), np.float32), onset=np.zeros((frames, 88), np.float32))
+
+
+def _strike(post: tr.Posteriors, key: int, start: int, end: int, onset: float = 0.95, level: float = 0.8) -> None:
+    post.frame[start:end, key] = level
+    post.onset[start, key] = onset
+
+
+def test_windows_tile_the_timeline_without_drift():
+    audio = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)
+    windows = tr._windows(audio)
+    step = tr.KEPT_FRAMES * tr.HOP
+    assert windows.shape == (int(np.ceil(len(audio) / step)), tr.WINDOW)
+    first_kept = tr.EDGE_FRAMES * tr.HOP  # sample of window i that holds kept frame 0
+    for i in range(len(windows)):
+        start = i * step
+        chunk = audio[start : start + 1000]
+        np.testing.assert_array_equal(windows[i, first_kept : first_kept + len(chunk)], chunk)
+
+
+def test_one_onset_makes_one_note_with_its_times_and_pitch():
+    post = _posteriors()
+    _strike(post, key=39, start=20, end=80)  # key 39 = MIDI 60
+    (note,) = tr.notes_from_posteriors(post)
+    assert note.pitch == 60
+    assert note.onset == pytest.approx(20 / tr.FPS, abs=1e-3)
+    assert note.offset == pytest.approx(80 / tr.FPS, abs=1e-3)
+    assert note.velocity == round(127 * 0.8)
+
+
+def test_restrike_of_a_sounding_key_needs_a_strong_onset():
+    weak, strong = _posteriors(), _posteriors()
+    for post, onset in ((weak, 0.6), (strong, 0.95)):
+        _strike(post, key=39, start=20, end=120)
+        post.onset[70, 39] = onset
+    assert len(tr.notes_from_posteriors(weak)) == 1
+    first, second = tr.notes_from_posteriors(strong)
+    assert first.offset == pytest.approx(70 / tr.FPS, abs=1e-3)  # the restrike ends the earlier note
+    assert second.onset == pytest.approx(70 / tr.FPS, abs=1e-3)
+
+
+def test_blips_and_weak_onsets_make_no_notes():
+    post = _posteriors()
+    _strike(post, key=40, start=20, end=23)  # 35 ms: shorter than the minimum note
+    _strike(post, key=50, start=60, end=120, onset=0.3)  # below the onset threshold ...
+    post.frame[60:80, 50] = np.linspace(0.05, 0.8, 20)  # ... and no sudden frame rise to infer one from
+    assert tr.notes_from_posteriors(post) == []
+
+
+def test_a_sudden_frame_rise_counts_as_an_onset():
+    post = _posteriors()
+    _strike(post, key=39, start=20, end=80)
+    _strike(post, key=50, start=100, end=160, onset=0.0)  # the onset head missed it
+    assert [n.pitch for n in tr.notes_from_posteriors(post)] == [60, 71]
+
+
+def test_to_midi_keeps_every_note():
+    notes = [tr.Note(0.5, 1.0, 60, 80), tr.Note(0.5, 1.5, 64, 70), tr.Note(1.2, 1.2, 67, 90)]
+    pm = tr.to_midi(notes)
+    got = sorted((n.start, n.pitch, n.velocity) for n in pm.instruments[0].notes)
+    assert got == sorted((n.onset, n.pitch, n.velocity) for n in notes)
+    assert all(n.end > n.start for n in pm.instruments[0].notes)
+
+
+def test_missing_model_is_reported_not_raised(monkeypatch, tmp_path):
+    monkeypatch.setenv(tr.MODEL_ENV, str(tmp_path / "absent.onnx"))
+    assert tr.model_path() is None
+    assert "basic-pitch" in tr.unavailable_reason()
+    assert not tr.available()
+
+
+def test_unreadable_model_is_a_runtime_failure(monkeypatch, tmp_path):
+    bogus = tmp_path / "nmp.onnx"
+    bogus.write_text("not a model")
+    monkeypatch.setenv(tr.MODEL_ENV, str(bogus))
+    with pytest.raises(RuntimeFailure, match="cannot load the transcription model"):
+        tr.posteriors(np.zeros(22050, np.float32))
+
+
+@pytest.mark.skipif(not tr.available(), reason=f"transcription unavailable: {tr.unavailable_reason()}")
+def test_transcription_onset_f1_on_rendered_piano():
+    import mir_eval
+
+    from muse_cli.music.synth import synthesize
+
+    pm = performance(tempo=120, beats=32, seed=4)
+    audio = synthesize(pm, sample_rate=44100, stereo=False)
+    notes = tr.transcribe(audio, 44100)
+    ref = pm.instruments[0].notes
+    ref_iv = np.array([[n.start, n.end] for n in ref])
+    est_iv = np.array([[n.onset, n.offset] for n in notes])
+    ref_hz = mir_eval.util.midi_to_hz(np.array([n.pitch for n in ref]))
+    est_hz = mir_eval.util.midi_to_hz(np.array([n.pitch for n in notes]))
+    _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(ref_iv, ref_hz, est_iv, est_hz, offset_ratio=None)
+    assert f1 >= 0.85
