@@ -251,7 +251,7 @@ def _job(number: int, raw: dict[str, Any], *, base: Path, defaults: dict[str, An
     fields = {**{k: v for k, v in defaults.items() if v is not None}, **given}
     fields = _resolve_paths(contract, fields, base)
     request = _validate(contract, _load_files(contract, fields))
-    check = getattr(kind_of(kind), "check", None)  # kind-specific checks that need more than the contract
+    check = kind_of(kind).check  # kind-specific checks that need more than the contract
     if check is not None:
         check(request)
     digest = job_hash(kind, request)  # before a seed is drawn: an unseeded job hashes without one

@@ -73,16 +73,21 @@ def midi_llm_cached(model: str) -> bool:
     return isinstance(try_to_load_from_cache(model, "config.json"), str)
 
 
+def check_midi_request(request: Any) -> None:
+    """MIDI-LLM needs something to go on; the etude composer has defaults for everything."""
+    if request.engine != "etude" and not midi_has_description(request):
+        raise InputError(
+            "give a prompt or at least one of --difficulty, --key, --tempo, --style, --time-signature"
+        )
+
+
 def midi_family(request: Any, backend: Any) -> tuple[str, str | None]:
     """Which family runs a MidiRequest, as far as can be known before calling: (family, notice).
 
     engine=auto uses MIDI-LLM where a backend can run it, else the etude composer, with a notice.
     engine=midi-llm never falls back.
     """
-    if request.engine != "etude" and not midi_has_description(request):
-        raise InputError(
-            "give a prompt or at least one of --difficulty, --key, --tempo, --style, --time-signature"
-        )
+    check_midi_request(request)
     if request.engine == "auto" and backend.name == "local" and not midi_llm_cached(request.model):
         return "etude", "MIDI-LLM is not available locally (muse models pull midi-llm); using the built-in etude composer"
     return ("etude" if request.engine == "etude" else "midi-llm"), None
@@ -238,6 +243,7 @@ class JobKind:
     run: Any  # (request, backend, progress) -> Outcome
     save: Any  # (request, outcome, target, command) -> list[Saved]
     stem: Any  # (request, outcome) -> str: the file stem when the caller does not choose one
+    check: Any = None  # (request) -> None, raising InputError: checks beyond the contract, run before any job
 
     def request_type(self) -> Any:
         from muse_cli import contracts
@@ -257,7 +263,6 @@ def _save_midi_job(request: Any, outcome: Outcome, target: Target, command: str)
 
 
 def _run_audio_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
-    check_audio_request(request)
     return Outcome(backend.run("musicgen", request, model=request.model, progress=progress), backend.name)
 
 
@@ -266,6 +271,6 @@ def _save_audio_job(request: Any, outcome: Outcome, target: Target, command: str
 
 
 KINDS: dict[str, JobKind] = {
-    "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result)),
-    "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen")),
+    "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result), check_midi_request),
+    "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen"), check_audio_request),
 }

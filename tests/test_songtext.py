@@ -203,3 +203,9 @@ def test_cover_prompt_keeps_picturable_tags_and_stays_short():
     long = cover_prompt(", ".join(["word"] * 50), " ".join(["dream"] * 100))
     assert len(long.split()) <= 45
     assert cover_prompt(None, None).startswith("album cover art")
+
+
+def test_sharp_keys_and_rap_survive_cleaning():
+    assert parse_tags("pop, C# minor, 90bpm, rap") == "pop, c# minor, 90bpm, rap"
+    assert songtext.genre_like("rap, trap, c# minor, 90bpm, male vocals, f major") == ["rap", "trap"]
+    assert section_tag("### Verse 2") == "[verse]"

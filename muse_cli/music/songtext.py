@@ -92,7 +92,7 @@ def categories_messages(tags: str | None, description: str | None) -> Messages:
 
 
 _NOT_VISUAL = re.compile(
-    r"\b(\d+\s*bpm|bpm|vocals?|singer|voice|rap(ping)?|[a-g](#|b|-sharp|-flat)?\s*(major|minor)|key)\b",
+    r"(\bbpm\b|\d\s*bpm|\bvocals?\b|\bsinger\b|\bvoice\b|\b[a-g](#|b|-sharp|-flat)?\s*(major|minor)\b|\bkey\b)",
     re.IGNORECASE,
 )
 
@@ -120,7 +120,7 @@ _LABEL = re.compile(
     r"categor(?:y|ies)|answer|output)\s*:\s*",
     re.IGNORECASE,
 )
-_EMPHASIS = re.compile(r"(\*\*|__|\*|`|#+\s*)")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|`|^\s*#+\s*)")  # a heading's #s, never the sharp in "c# minor"
 _QUOTES = "\"'“”‘’«»"
 
 
