@@ -222,6 +222,42 @@ def save_audio(request: Any, result: Any, target: Target, *, backend: str, comma
     return saved
 
 
+# ------------------------------------------------------------------------------------ songs
+
+
+def run_song(request: Any, backend: Any, progress: ProgressFn = null_progress) -> Any:
+    """A song through every stage (LLM, ACE-Step, cover, categories) on one backend."""
+    from muse_cli.song import make_song
+
+    return make_song(request, backend.run, progress)
+
+
+def save_song(request: Any, result: Any, target: Target, *, backend: str, command: str) -> Saved:
+    """<stem>.<format>, <stem>.png (when there is a cover), <stem>.lyrics.txt and the sidecar."""
+    files = {f".{result.format}": result.audio}
+    if result.cover is not None:
+        files[".png"] = result.cover
+    files[".lyrics.txt"] = (result.lyrics.rstrip() + "\n").encode()
+    meta = {
+        "duration": result.duration, "sample_rate": result.sample_rate, "channels": result.channels,
+        "format": result.format, "tags": result.tags, "lyrics": result.lyrics, "categories": result.categories,
+        "tags_source": result.tags_source, "lyrics_source": result.lyrics_source, "seeds": result.seeds,
+        "models": result.models, "warnings": result.warnings,
+    }
+    record = sidecar(
+        command=command, engine=result.engine, model=result.model, backend=backend, request=request,
+        seed=result.seed, timings=result.timings, metadata=meta, device=result.device,
+    )
+    paths = write_group(target, files, record)
+    summary = {"engine": result.engine, "seed": result.seed, "duration": result.duration, "tags": result.tags,
+               "categories": result.categories, "warnings": result.warnings}
+    return Saved(paths, summary)
+
+
+def song_stem(request: Any) -> str:
+    return slugify(request.description or request.tags or "song")
+
+
 # ------------------------------------------------------------------------------- job kinds
 
 
@@ -270,7 +306,17 @@ def _save_audio_job(request: Any, outcome: Outcome, target: Target, command: str
     return save_audio(request, outcome.result, target, backend=outcome.backend, command=command)
 
 
+def _run_song_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
+    result = run_song(request, backend, progress)
+    return Outcome(result, backend.name, list(result.warnings))
+
+
+def _save_song_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:
+    return [save_song(request, outcome.result, target, backend=outcome.backend, command=command)]
+
+
 KINDS: dict[str, JobKind] = {
     "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result), check_midi_request),
     "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen"), check_audio_request),
+    "song": JobKind("song", "SongRequest", _run_song_job, _save_song_job, lambda r, o: song_stem(r)),
 }

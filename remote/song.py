@@ -11,13 +11,11 @@ snapshot would restore a model living on the CPU.
 
 import modal
 
+from muse_cli.engines.acestep import ACESTEP_COMMIT, ACESTEP_REPO  # light: no torch at import
 from remote import common
 from remote.app import app
 from remote.images import image
 from remote.plan import service
-
-ACESTEP_REPO = "https://github.com/ace-step/ACE-Step.git"
-ACESTEP_COMMIT = "d612523f50e252c0e138e68ae75b06223f96e934"  # keep equal to muse_cli.engines.acestep
 
 acestep_image = image(
     "acestep",
@@ -76,10 +74,8 @@ class AceStep:
 
     @modal.method()
     def health(self) -> dict:
-        from muse_cli.engines.acestep import ACESTEP_COMMIT as engine_commit
-
         info = common.health("acestep", self.engine.model_id, self.engine)
-        info["acestep_commit"] = engine_commit
+        info["acestep_commit"] = ACESTEP_COMMIT
         return info
 
 

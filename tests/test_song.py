@@ -18,7 +18,6 @@ from muse_cli.contracts import (
     AceStepResult,
     CoverRequest,
     CoverResult,
-    LyricsRequest,
     LyricsResult,
     SongRequest,
     SongResult,

@@ -395,5 +395,6 @@ def test_engine_modules_import_light():
         "heavy = [m for m in ('torch', 'transformers', 'diffusers', 'acestep') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    root = Path(__file__).parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr

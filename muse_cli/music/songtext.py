@@ -198,7 +198,9 @@ _CHATTER = re.compile(
     r"these lyrics|title:|song title:|\(?the end\)?$)",
     re.IGNORECASE,
 )
-_WORDLESS_SECTIONS = {"[instrumental]", "[inst]", "[solo]", "[interlude]", "[intro]", "[outro]", "[drop]", "[breakdown]"}
+_WORDLESS_SECTIONS = {
+    "[instrumental]", "[inst]", "[solo]", "[interlude]", "[intro]", "[outro]", "[drop]", "[breakdown]",
+}
 
 
 def section_tag(line: str) -> str | None:

@@ -1,0 +1,109 @@
+"""`muse gen song`: a full song with lyrics (ACE-Step), lyrics and tags from an LLM, cover art."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from muse_cli.cli import gen
+from muse_cli.cli import options as o
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+  muse gen song "an upbeat electronic dance track about summer nights"   [dim]# the LLM writes tags + lyrics[/dim]
+  muse gen song --tags "electronic rap, male vocals, 140BPM" --lyrics lyrics.txt
+  muse gen song --tags "indie folk, acoustic guitar" --describe-lyrics "leaving home at dawn"
+  muse gen song "ambient piano, rain" --instrumental -d 90 --no-cover
+  cat lyrics.txt | muse gen song --tags "pop, female vocals" --lyrics - --format flac
+"""
+
+
+@gen.command("song", epilog=EXAMPLES)
+def gen_song(
+    description: Annotated[Optional[str], typer.Argument(help="What the song is: style, mood, subject.", show_default=False)] = None,
+    lyrics: Annotated[Optional[str], typer.Option("--lyrics", help="Lyrics file with [verse]/[chorus]/[bridge] tags, or - for stdin.", show_default=False)] = None,
+    tags: Annotated[Optional[str], typer.Option("--tags", help="Comma-separated style tags, e.g. 'electronic rap, 140BPM'.", show_default=False)] = None,
+    describe_lyrics: Annotated[Optional[str], typer.Option("--describe-lyrics", help="What the LLM's lyrics should be about.", show_default=False)] = None,
+    instrumental: Annotated[bool, typer.Option("--instrumental", help="No vocals: lyrics become [instrumental].")] = False,
+    duration: Annotated[float, typer.Option("-d", "--duration", help="Seconds (1..240).")] = 180.0,
+    steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (1..200). [default: 60]", show_default=False)] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Guidance scale. [default: 15]", show_default=False)] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="euler, heun or pingpong. [default: euler]", show_default=False)] = None,
+    cfg_type: Annotated[Optional[str], typer.Option("--cfg-type", help="apg, cfg or cfg_star. [default: apg]", show_default=False)] = None,
+    omega: Annotated[Optional[float], typer.Option(help="Granularity scale. [default: 10]", show_default=False)] = None,
+    audio_format: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
+    float_wav: Annotated[bool, typer.Option("--float", help="32-bit float WAV instead of 16-bit.")] = False,
+    no_cover: Annotated[bool, typer.Option("--no-cover", help="Skip the cover art.")] = False,
+    no_categories: Annotated[bool, typer.Option("--no-categories", help="Skip naming genre categories.")] = False,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One description per line (- for stdin): a batch with these options as defaults.", show_default=False)] = None,
+    count: o.Count = 1,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed (-1 = random); the seed used is recorded.", show_default=False)] = None,
+    output: o.Output = None,
+    out_dir: o.OutDir = None,
+    force: o.Force = False,
+    backend: o.Backend = "auto",
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> int | None:
+    """Make a complete song: 48 kHz audio, cover art, lyrics and a sidecar with everything used."""
+    from muse_cli import jobs, ui as ui_mod
+    from muse_cli.backends import get_backend
+    from muse_cli.contracts import SongRequest
+    from muse_cli.engines.base import derive_seed
+    from muse_cli.errors import InputError
+    from muse_cli.output import Target
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    if count < 1 or count > 16:
+        raise InputError(f"--count: must be 1..16 (got {count})")
+    fields = dict(
+        lyrics=_read_lyrics(lyrics), tags=tags, describe_lyrics=describe_lyrics, instrumental=instrumental,
+        duration=duration, steps=steps, guidance=guidance, scheduler=scheduler, cfg_type=cfg_type, omega=omega,
+        seed=seed, format=audio_format, float_wav=float_wav, cover=not no_cover, categories=not no_categories,
+    )
+    if prompts_file is not None:
+        from muse_cli.cli.batch import prompts_conflict, run_prompts
+
+        prompts_conflict(prompt=description, output=output)
+        return run_prompts(ui, "song", prompts_file, fields, out_dir=out_dir, backend=backend, prompt_field="description")
+    request = jobs.build(SongRequest, description=description, **fields)
+    target = Target.plan(stem=jobs.song_stem(request), out_dir=out_dir, output=output, force=force)
+    chosen = get_backend(backend)
+    for index in range(count):
+        one = request if count == 1 or request.seed < 0 else request.model_copy(update={"seed": derive_seed(request.seed, index)})
+        with ui.progress(f"making a {one.duration:g} s song ({chosen.name})", total=100) as progress:
+            result = jobs.run_song(one, chosen, progress)
+        for warning in result.warnings:
+            ui.warn(warning)
+        item = jobs.save_song(one, result, target.numbered(index, count), backend=chosen.name, command="gen song")
+        ui.info(f"{item.paths[0].name}: {result.duration:.0f} s, tags: {result.tags}")
+        if result.categories:
+            ui.info(f"categories: {', '.join(result.categories)}")
+        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})
+    return None
+
+
+def _read_lyrics(source: str | None) -> str | None:
+    """--lyrics FILE or - (stdin): the text, or a clear error before anything runs."""
+    from muse_cli.errors import InputError
+
+    if source is None:
+        return None
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InputError(f"--lyrics {source!r}: no such file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--lyrics {source!r}: cannot read as UTF-8 text ({exc})") from None
+    if not text.strip():
+        raise InputError(f"--lyrics {source!r} is empty")
+    return text
