@@ -108,7 +108,7 @@ def main() -> None:
     model = build_model(device, dtype)
     params = sum(p.numel() for p in model.parameters()) / 1e9
     print(f"device {device} {dtype}  threads {torch.get_num_threads()}  params {params:.2f} B  "
-          f"built in {time.perf_counter() - t0:.1f} s  torch {torch.__version__}")
+          f"built in {time.perf_counter() - t0:.1f} s  torch {torch.__version__}", flush=True)
 
     variants = {
         "dynamic": lambda b: time_generate(model, device, b, args.tokens),
@@ -132,10 +132,11 @@ def main() -> None:
             try:
                 seconds = run(batch)
             except Exception as exc:  # a variant that does not run here is reported, not fatal
-                print(f"batch {batch}  {name:15s} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                print(f"batch {batch}  {name:15s} failed: {reason}", flush=True)
                 continue
             print(f"batch {batch}  {name:15s} {n} tokens in {seconds:6.2f} s  "
-                  f"{n / seconds:7.2f} tok/s per sample  {batch * n / seconds:7.2f} tok/s total")
+                  f"{n / seconds:7.2f} tok/s per sample  {batch * n / seconds:7.2f} tok/s total", flush=True)
 
 
 if __name__ == "__main__":

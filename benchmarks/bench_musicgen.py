@@ -31,7 +31,12 @@ FRAME_RATE = 50
 
 
 def configs(size: str):
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        T5Config,
+    )
 
     text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)  # t5-base
     audio = EncodecConfig(
@@ -71,12 +76,14 @@ def run_variant(model, variant: str, steps: int, device: str) -> dict:
     model.audio_encoder.to(dtype=torch.float32)
     ids = torch.tensor([[100, 200, 300, 400, 500, 600, 1] + [0] * 25], device=device)  # padded to 32 like fast mode
     mask = (ids != 0).long()
-    kwargs: dict = dict(input_ids=ids, attention_mask=mask, max_new_tokens=steps, guidance_scale=3.0)
+    kwargs: dict = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": steps, "guidance_scale": 3.0}
     if variant == "plain":
         kwargs.update(do_sample=True, top_k=250)
     else:
         sampler = SeededSampler([1], 4, temperature=1.0, top_k=250, top_p=0.0, guidance=3.0, step_offset=0)
-        kwargs.update(do_sample=False, logits_processor=LogitsProcessorList([sampler]), temperature=None, top_k=None, top_p=None)
+        kwargs.update(
+            do_sample=False, logits_processor=LogitsProcessorList([sampler]), temperature=None, top_k=None, top_p=None
+        )
     if variant in {"static", "fast"}:
         kwargs["cache_implementation"] = "static"
     if variant == "static":
@@ -92,8 +99,9 @@ def run_variant(model, variant: str, steps: int, device: str) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        if variant != "plain":
-            kwargs["logits_processor"][0].chosen.clear()
+        if variant != "plain":  # generate appends its guidance processor to the list: a fresh one per call
+            sampler = SeededSampler([1], 4, temperature=1.0, top_k=250, top_p=0.0, guidance=3.0, step_offset=0)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         with torch.inference_mode():
             model.generate(**kwargs)
         if device == "cuda":
@@ -127,7 +135,7 @@ def main() -> None:
         for variant in args.variants.split(","):
             try:
                 row = run_variant(model, variant, steps, device)
-            except Exception as exc:  # report a variant that does not run here, keep measuring the others
+            except Exception as exc:  # noqa: BLE001 -- report a variant that does not run here, keep measuring the others
                 row = {"variant": variant, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
             row.update(model=size, device=device if device == "cpu" else torch.cuda.get_device_name(0))
             rows.append(row)

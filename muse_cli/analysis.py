@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -136,19 +137,17 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     mono = au.resample(au.to_mono(samples), sr, ft.ANALYSIS_RATE)[0]
     measured = _measure_audio(samples, sr, mono)
     progress(0.3, 1.0)
-    notes: tuple[Note, ...] = ()
     if use_notes:
-        notes = tuple(tr.notes_from_posteriors(tr.posteriors(mono, lambda d, t: progress(0.3 + 0.6 * d / t, 1.0))))
-        measured = _with_notes(measured, notes)
-    scores = None
-    if perceptual is not None:
-        scores = _scores(perceptual(samples, sr))
+        post = tr.posteriors(mono, lambda done, total: progress(0.3 + 0.6 * done / total, 1.0))
+        measured = replace(measured, notes=tuple(tr.notes_from_posteriors(post)))
+    scores = _scores(perceptual(samples, sr)) if perceptual is not None else None
     progress(0.95, 1.0)
     source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=samples.shape[0])
     report = _report(source, measured, request, scores, tr.METHOD if use_notes else None, warnings)
-    analysis = Analysis(report, notes, _midi_bytes(notes) if request.midi else None, None, _envelope(mono))
+    midi = _midi_bytes(measured.notes) if request.midi else None
+    analysis = Analysis(report, measured.notes, midi, envelope=_envelope(mono))
     if request.plot:
-        analysis = Analysis(report, notes, analysis.midi, plot_png(analysis), analysis.envelope)
+        analysis = replace(analysis, png=plot_png(analysis))
     progress(1.0, 1.0)
     return analysis
 
@@ -168,26 +167,19 @@ def _transcription_plan(request: AnalyzeRequest) -> tuple[bool, list[str]]:
 
 
 def _measure_audio(samples: np.ndarray, sr: int, mono: np.ndarray) -> _Measured:
-    from muse_cli.music.audio import integrated_loudness
-
+    mono = np.pad(mono, (0, max(0, ft.N_FFT - len(mono))))  # a clip shorter than one FFT frame
     power = ft.k_weighted_power(samples, sr)
-    integrated = integrated_loudness(samples, sr)
+    momentary = ft.windowed_loudness(power, sr, ft.MOMENTARY_WINDOW_S, 0.1)
     return _Measured(
         duration=samples.shape[1] / sr,
         beats=ft.beat_times(ft.onset_envelope(mono)),
         notes=(),
-        integrated=integrated if math.isfinite(integrated) else None,
+        integrated=ft.integrated(momentary[1]),
         short_term=ft.windowed_loudness(power, sr, ft.SHORT_TERM_WINDOW_S),
-        momentary=ft.windowed_loudness(power, sr, ft.MOMENTARY_WINDOW_S, 0.1),
+        momentary=momentary,
         brightness=ft.brightness(mono),
         chroma=ft.chroma_weights(mono),
     )
-
-
-def _with_notes(measured: _Measured, notes: tuple[Note, ...]) -> _Measured:
-    from dataclasses import replace
-
-    return replace(measured, notes=notes)
 
 
 def _scores(value: Any) -> dict[str, Any] | None:
@@ -234,9 +226,7 @@ def _analyze_midi(data: bytes, label: str, request: AnalyzeRequest, wants_percep
     source = AnalysisSource(name=label, kind="midi")
     report = _report(source, measured, request, None, None, warnings)
     analysis = Analysis(report, notes)
-    if request.plot:
-        analysis = Analysis(report, notes, None, plot_png(analysis))
-    return analysis
+    return replace(analysis, png=plot_png(analysis)) if request.plot else analysis
 
 
 def _midi_bytes(notes: Sequence[Note]) -> bytes:

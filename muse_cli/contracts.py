@@ -281,6 +281,7 @@ ANALYSIS_SCHEMA_VERSION = "1.0"
 class AnalyzeRequest(Contract):
     """`muse analyze`: measured descriptors of a piano performance given as audio or MIDI."""
 
+    input: AudioInput | None = Field(None, description="the audio or MIDI file (batch lines and HTTP uploads)")
     transcribe: bool | None = Field(None, description="note transcription of audio; None: on when available")
     notes: bool = Field(False, description="include the list of notes in the report")
     midi: bool = Field(False, description="return the transcription as a MIDI file")

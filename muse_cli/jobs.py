@@ -258,6 +258,73 @@ def song_stem(request: Any) -> str:
     return slugify(request.description or request.tags or "song")
 
 
+# --------------------------------------------------------------------------------- analysis
+
+
+def perceptual_runner(request: Any, backend: Any) -> tuple[Any, str | None]:
+    """The 19-D perceptual model as a callable for analysis, or (None, why it is absent).
+
+    A checkpoint that is a local file runs in-process (JAX); a checkpoint name runs on the
+    backend (on Modal: a file uploaded with `muse models upload piano`). Without --checkpoint,
+    the local default checkpoint is used when one is installed; random weights never score.
+    """
+    from muse_cli.engines.piano import NO_CHECKPOINT_HINT, make_request, resolve_checkpoint
+
+    checkpoint = request.checkpoint
+    runner = backend
+    if checkpoint is None:
+        if backend.name != "local":
+            return None, f"no perceptual scores: no --checkpoint given ({NO_CHECKPOINT_HINT})"
+        try:
+            checkpoint = str(resolve_checkpoint("percepiano-ast"))
+        except RuntimeFailure:
+            return None, f"no perceptual scores: no checkpoint installed ({NO_CHECKPOINT_HINT})"
+    if Path(checkpoint).expanduser().is_file() and backend.name != "local":
+        runner = _shared_local()
+    options = {"trust": True} if request.trust_checkpoint else None
+
+    def score(audio: Any, sr: int) -> Any:
+        return runner.run("piano", make_request(audio, sr), model=checkpoint, options=options)
+
+    return score, None
+
+
+def run_analysis(request: Any, backend: Any, progress: ProgressFn = null_progress, *, source: Any = None) -> Outcome:
+    """Analyse request.input (or `source`, a path) with measured descriptors, notes and scores."""
+    from muse_cli.analysis import analyze_source
+
+    source = source if source is not None else request.input
+    if source is None:
+        raise InputError("analyze needs an input file")
+    score, absent = perceptual_runner(request, backend)
+    analysis = analyze_source(source, request, score, progress=progress)
+    notices = [absent] if absent else []
+    return Outcome(analysis, backend.name if score is not None else "local", notices)
+
+
+def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: str) -> Saved:
+    """<stem>.analysis.json, plus .mid (transcription) and .png (plot) when asked.
+
+    The report carries its own provenance under "muse" (what a sidecar holds elsewhere), so it
+    never competes with the sidecar the analysed file may already have as <stem>.json.
+    """
+    import json
+
+    analysis = outcome.result
+    report = analysis.report.model_dump(mode="json")
+    provenance = sidecar(
+        command=command, engine="analysis", model=(report.get("perceptual") or {}).get("model", "descriptors"),
+        backend=outcome.backend, request=request, seed=None, timings={}, metadata={},
+    )
+    files = {".analysis.json": (json.dumps({**report, "muse": provenance}, indent=2) + "\n").encode()}
+    if analysis.midi is not None:
+        files[".mid"] = analysis.midi
+    if analysis.png is not None:
+        files[".png"] = analysis.png
+    paths = write_group(target, files)
+    return Saved(paths, {"report": report})
+
+
 # ------------------------------------------------------------------------------- job kinds
 
 
@@ -315,8 +382,18 @@ def _save_song_job(request: Any, outcome: Outcome, target: Target, command: str)
     return [save_song(request, outcome.result, target, backend=outcome.backend, command=command)]
 
 
+def _save_analysis_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:
+    return [save_analysis(request, outcome, target, command=command)]
+
+
+def _analysis_stem(request: Any) -> str:
+    name = request.input.name if request.input is not None else "analysis"
+    return slugify(Path(name).stem)
+
+
 KINDS: dict[str, JobKind] = {
     "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result), check_midi_request),
     "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen"), check_audio_request),
     "song": JobKind("song", "SongRequest", _run_song_job, _save_song_job, lambda r, o: song_stem(r)),
+    "analyze": JobKind("analyze", "AnalyzeRequest", run_analysis, _save_analysis_job, lambda r, o: _analysis_stem(r)),
 }

@@ -14,7 +14,13 @@ import modal
 
 from remote import common
 from remote.app import app
-from remote.images import CORE_PACKAGES, PYTHON_VERSION, WEIGHTS_DIR, base_image, weights_volume
+from remote.images import (
+    CORE_PACKAGES,
+    PYTHON_VERSION,
+    WEIGHTS_DIR,
+    base_image,
+    weights_volume,
+)
 
 DEFAULT_GPU = "A10G"
 GPU_BY_MODEL = {
@@ -73,13 +79,13 @@ mbd_image = (
     .add_local_python_source("muse_cli")
 )
 
-_COMMON = dict(
-    volumes={WEIGHTS_DIR: weights_volume},
-    timeout=1800,  # 16 x 300 s on a large model with MBD is the worst case
-    scaledown_window=180,
-    enable_memory_snapshot=True,
-    retries=modal.Retries(max_retries=1, initial_delay=2.0),
-)
+_COMMON = {
+    "volumes": {WEIGHTS_DIR: weights_volume},
+    "timeout": 1800,  # 16 x 300 s on a large model with MBD is the worst case
+    "scaledown_window": 180,
+    "enable_memory_snapshot": True,
+    "retries": modal.Retries(max_retries=1, initial_delay=2.0),
+}
 
 
 class _Serve:

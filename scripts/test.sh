@@ -9,4 +9,6 @@ PY=${PYTHON:-python3}
 # torch first, pinned to the CPU build, so no dependency pulls several GB of CUDA packages.
 .venv/bin/python -m pip install -q -c constraints.txt torch
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+# basic-pitch only for its bundled ONNX model: its declared deps would pull TensorFlow.
+.venv/bin/python -m pip install -q --no-deps basic-pitch==0.4.0
 exec .venv/bin/python -m pytest "$@"

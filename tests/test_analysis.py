@@ -5,20 +5,19 @@ from __future__ import annotations
 import io
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _analysis_material import midi_bytes, performance, render_wav
 from pydantic import ValidationError
 
 from muse_cli.analysis import analyze_source, plot
 from muse_cli.contracts import AnalysisReport, AnalyzeRequest, AudioInput
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.music import transcribe as tr
-from muse_cli.music.audio import encode_audio, mp3_supported
-
-from _analysis_material import midi_bytes, performance, render_wav
+from muse_cli.music.audio import mp3_supported
 
 needs_model = pytest.mark.skipif(not tr.available(), reason=f"transcription unavailable: {tr.unavailable_reason()}")
 DESCRIPTORS_ONLY = AnalyzeRequest(transcribe=False)
@@ -35,12 +34,12 @@ PIECES = {  # 16 beats at 96 BPM: 10 s each
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def wav(piece: str) -> bytes:
     return render_wav(performance(**PIECES[piece]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def report(piece: str, kind: str = "wav", transcribe: bool = True) -> AnalysisReport:
     data = wav(piece) if kind == "wav" else midi_bytes(performance(**PIECES[piece]))
     request = AnalyzeRequest() if transcribe else DESCRIPTORS_ONLY

@@ -26,6 +26,19 @@ def test_k_weighted_loudness_matches_bs1770_at_any_rate(sr):
     assert sine[0] == pytest.approx(-3.01, abs=0.1)
 
 
+def test_integrated_loudness_agrees_with_pyloudnorm_on_a_gated_signal():
+    from muse_cli.music.audio import integrated_loudness
+
+    sr = 44100
+    rng = np.random.default_rng(3)
+    # Loud, quiet and silent stretches exercise both gates.
+    parts = [rng.standard_normal((2, 3 * sr)) * g for g in (0.2, 0.01, 0.0, 0.05)]
+    audio = np.concatenate(parts, axis=1)
+    _, momentary = ft.windowed_loudness(ft.k_weighted_power(audio, sr), sr, 0.4, 0.1)
+    assert ft.integrated(momentary) == pytest.approx(integrated_loudness(audio, sr), abs=0.1)
+    assert ft.integrated(np.full(10, -np.inf)) is None
+
+
 def test_windowed_loudness_of_silence_is_minus_infinity():
     _, lufs = ft.windowed_loudness(np.zeros(44100), 44100, 0.4, 0.1)
     assert np.all(np.isneginf(lufs))

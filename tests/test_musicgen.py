@@ -19,11 +19,11 @@ sf = pytest.importorskip("soundfile")
 
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_musicgen
 sys.path.insert(0, str(Path(__file__).parent.parent))  # remote/
-from tiny_musicgen import TINY_FRAME_RATE, TINY_HOP, TINY_SR  # noqa: E402
+from tiny_musicgen import TINY_FRAME_RATE, TINY_HOP, TINY_SR
 
-from muse_cli.contracts import PROTOCOL_VERSION, AudioInput, AudioRequest  # noqa: E402
-from muse_cli.engines.base import derive_seed  # noqa: E402
-from muse_cli.errors import InputError, RuntimeFailure  # noqa: E402
+from muse_cli.contracts import PROTOCOL_VERSION, AudioInput, AudioRequest
+from muse_cli.engines.base import derive_seed
+from muse_cli.errors import InputError, RuntimeFailure
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +283,19 @@ def test_stereo_model_gives_two_channels(engines, tiny):
         assert not np.allclose(x[0], x[1])  # left and right come from their own codebooks
 
 
+def test_fast_mode_half_precision_runs(tiny):
+    from muse_cli.engines.musicgen import MusicGenEngine
+
+    for name in ("stereo", "melody"):
+        engine = MusicGenEngine(tiny[name], device="cpu", fast=True)
+        engine.load()
+        assert next(engine.model.decoder.parameters()).dtype == torch.bfloat16
+        assert next(engine.model.audio_encoder.parameters()).dtype == torch.float32
+        result = engine.generate(req(tiny[name], duration=2, count=2))
+        x = read(result.clips[0])
+        assert x.shape == (engine.channels, 2 * TINY_SR) and np.isfinite(x).all() and np.abs(x).max() > 0
+
+
 def test_formats_and_loudness(engines, tiny):
     from muse_cli.music.audio import integrated_loudness, peak_db
 
@@ -297,7 +310,8 @@ def test_formats_and_loudness(engines, tiny):
 
 def test_unconditional_continuation_includes_the_prompt(engines, tiny):
     prompt = tone(3.05, 8000)  # resampled to the model rate and cut to whole frames (3.0 s)
-    request = req(tiny["mono"], prompt=None, duration=4, continuation=AudioInput(name="intro.wav", data=wav_bytes(prompt, 8000)))
+    intro = AudioInput(name="intro.wav", data=wav_bytes(prompt, 8000))
+    request = req(tiny["mono"], prompt=None, duration=4, continuation=intro)
     result = engines["mono"].generate(request)
     x = read(result.clips[0])
     assert x.shape == (1, 3 * TINY_SR + 4 * TINY_SR)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _analysis_material import performance
 
 from muse_cli.errors import RuntimeFailure
 from muse_cli.music import transcribe as tr
-
-from _analysis_material import performance
 
 
 def _posteriors(frames: int = 200) -> tr.Posteriors:
@@ -30,6 +29,13 @@ def test_windows_tile_the_timeline_without_drift():
         start = i * step
         chunk = audio[start : start + 1000]
         np.testing.assert_array_equal(windows[i, first_kept : first_kept + len(chunk)], chunk)
+
+
+def test_a_note_struck_at_the_very_start_is_found():
+    post = _posteriors()
+    _strike(post, key=39, start=0, end=50)  # onset peak in frame 0: no earlier frame to rise from
+    (note,) = tr.notes_from_posteriors(post)
+    assert note.pitch == 60 and note.onset == 0.0
 
 
 def test_one_onset_makes_one_note_with_its_times_and_pitch():

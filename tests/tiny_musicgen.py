@@ -56,11 +56,12 @@ def _sub_configs(stereo: bool):
 
 
 def _decoder_kwargs(stereo: bool) -> dict:
-    return dict(
-        vocab_size=TINY_CODEBOOK, max_position_embeddings=4096, num_hidden_layers=2, ffn_dim=64,
-        num_attention_heads=2, hidden_size=32, num_codebooks=8 if stereo else 4, audio_channels=2 if stereo else 1,
-        pad_token_id=TINY_CODEBOOK, bos_token_id=TINY_CODEBOOK, dropout=0.0,
-    )
+    return {
+        "vocab_size": TINY_CODEBOOK, "max_position_embeddings": 4096, "num_hidden_layers": 2, "ffn_dim": 64,
+        "num_attention_heads": 2, "hidden_size": 32,
+        "num_codebooks": 8 if stereo else 4, "audio_channels": 2 if stereo else 1,
+        "pad_token_id": TINY_CODEBOOK, "bos_token_id": TINY_CODEBOOK, "dropout": 0.0,
+    }
 
 
 def _random_codebooks(model) -> None:

@@ -43,7 +43,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app` / `gen`; they import only typer at module level.
-    from muse_cli.cli import batch, deploy, doctor, gen_audio, gen_midi, gen_song, models, render  # noqa: F401
+    from muse_cli.cli import analyze, batch, deploy, doctor, gen_audio, gen_midi, gen_song, models, render, serve  # noqa: F401
 
 
 _register()

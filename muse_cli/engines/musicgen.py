@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from muse_cli.contracts import MUSICGEN_MODELS, AudioClip, AudioInput, AudioRequest, AudioResult
+from muse_cli.contracts import (
+    MUSICGEN_MODELS,
+    AudioClip,
+    AudioInput,
+    AudioRequest,
+    AudioResult,
+)
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.progress import ProgressFn, null_progress
@@ -129,11 +135,19 @@ def pull(model: str) -> Path:
         raise RuntimeFailure(
             f"cannot download {model_id}: HF_HUB_OFFLINE is set", hint="unset HF_HUB_OFFLINE and run it again"
         )
-    try:
-        from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
 
+    failures: tuple[type[BaseException], ...] = (HfHubHTTPError, OSError, ValueError)
+    try:
+        import httpx  # huggingface_hub >= 1.0 talks HTTP through httpx
+
+        failures += (httpx.HTTPError,)
+    except ImportError:
+        pass
+    try:
         return Path(snapshot_download(model_id, allow_patterns=_weight_patterns(model_id)))
-    except Exception as exc:  # hub errors come in many classes; all mean the same to the user
+    except failures as exc:
         raise RuntimeFailure(
             f"could not download {model_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
             hint="check the model id and your network (or HF_TOKEN for gated models)",
@@ -199,7 +213,9 @@ def validate_request(request: AudioRequest, model_id: str | None = None) -> Prep
         prompt, prompt_sr = _decode_input(request.continuation, "continuation")
         seconds = prompt.shape[-1] / prompt_sr
         if seconds > MAX_PROMPT_S:
-            raise InputError(f"continuation {request.continuation.name}: {seconds:.1f} s long, at most {MAX_PROMPT_S:.0f} s")
+            raise InputError(
+                f"continuation {request.continuation.name}: {seconds:.1f} s long, at most {MAX_PROMPT_S:.0f} s"
+            )
     return PreparedInputs(melody=melody, melody_sr=melody_sr, prompt=prompt, prompt_sr=prompt_sr)
 
 
@@ -210,8 +226,8 @@ class MusicGenEngine:
     """One loaded MusicGen checkpoint; settings arrive with each request.
 
     `fast` (default: on for CUDA) runs the language model in bfloat16 (float16 where bf16 is missing)
-    with a static KV cache, which transformers compiles with torch.compile on CUDA. EnCodec always
-    runs in float32, as in the reference.
+    and, on CUDA, with a static KV cache, which transformers compiles with torch.compile. EnCodec
+    always runs in float32, as in the reference.
     """
 
     name = ENGINE_NAME
@@ -246,7 +262,8 @@ class MusicGenEngine:
             from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise RuntimeFailure(
-                f"MusicGen needs torch and transformers: {exc}", hint="pip install torch transformers, or use --backend modal"
+                f"MusicGen needs torch and transformers: {exc}",
+                hint="pip install torch transformers, or use --backend modal"
             ) from None
         hf_logging.set_verbosity_error()  # engines never print; transformers' advice is for developers
         config = json.loads((path / "config.json").read_text())
@@ -277,8 +294,9 @@ class MusicGenEngine:
         self.device = device
         self.fast = bool(self._fast_request if self._fast_request is not None else device.startswith("cuda"))
         dtype = torch.float32
-        if self.fast and device.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.fast:  # on a CPU, bfloat16 pays off only with AMX / AVX512-BF16; fast is off there by default
+            cuda = device.startswith("cuda")
+            dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
         self.model.to(device=device, dtype=dtype)
         self.model.audio_encoder.to(dtype=torch.float32)
         if self.mbd is not None:
@@ -338,7 +356,10 @@ class MusicGenEngine:
             raise InputError(f"melody needs a melody model; {request.model!r} is not one")
         if self.model is None:
             self.load()
-        import torch
+        if request.decoder == "mbd":  # refuse before spending time on the language model
+            if self.sample_rate != 32000 or self.channel_codebooks != 4:
+                raise InputError("decoder mbd works with the 32 kHz MusicGen checkpoints only")
+            self.load_mbd()
 
         from muse_cli.engines import musicgen_windows as mw
 
@@ -346,7 +367,7 @@ class MusicGenEngine:
         seed = resolve_seed(request.seed)
         seeds = [derive_seed(seed, i) for i in range(request.count)]
         prompt_codes, prompt_samples = self._encode_prompt(inputs)
-        new_samples = int(round(request.duration * self.sample_rate))
+        new_samples = round(request.duration * self.sample_rate)
         new_frames = math.ceil(new_samples / self.hop)
         plan = mw.plan_windows(
             new_frames, prompt_codes.shape[-1] if prompt_codes is not None else 0, self.frame_rate,
@@ -378,7 +399,9 @@ class MusicGenEngine:
 
         from muse_cli.music.audio import resample, to_mono, to_stereo
 
-        x = resample(inputs.prompt, inputs.prompt_sr, self.sample_rate) if inputs.prompt_sr != self.sample_rate else inputs.prompt
+        x = inputs.prompt
+        if inputs.prompt_sr != self.sample_rate:
+            x = resample(x, inputs.prompt_sr, self.sample_rate)
         x = to_stereo(x) if self.channels == 2 else to_mono(x)
         frames = x.shape[-1] // self.hop
         if frames < 1:
@@ -386,7 +409,8 @@ class MusicGenEngine:
         x = x[:, : frames * self.hop]
         wav = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
         with torch.inference_mode():
-            per_channel = [self.model.audio_encoder.encode(wav[c : c + 1][None]).audio_codes[0] for c in range(self.channels)]
+            encode = self.model.audio_encoder.encode
+            per_channel = [encode(wav[c : c + 1][None]).audio_codes[0] for c in range(self.channels)]
         if self.channels == 1:
             codes = per_channel[0]
         else:  # stereo models interleave left/right codebooks
@@ -405,7 +429,6 @@ class MusicGenEngine:
         return enc["input_ids"].to(self.device), mask.to(self.device)
 
     def _melody_features(self, inputs: PreparedInputs, start_frame: int, batch: int):
-        import torch
 
         from muse_cli.engines import musicgen_windows as mw
         from muse_cli.music.audio import resample
@@ -415,8 +438,8 @@ class MusicGenEngine:
         wav = inputs.melody
         if inputs.melody_sr != sr:
             wav = resample(wav[None], inputs.melody_sr, sr)[0]
-        window = int(round(mw.WINDOW_S * sr))
-        segment = mw.looped_segment(wav, int(round(start_frame / self.frame_rate * sr)), window)
+        window = round(mw.WINDOW_S * sr)
+        segment = mw.looped_segment(wav, round(start_frame / self.frame_rate * sr), window)
         chroma = mw.chroma_features(
             segment, sr, n_fft=int(cfg.get("n_fft", 16384)), hop=int(cfg.get("hop_length", 4096)),
             num_chroma=int(cfg.get("num_chroma", 12)), max_samples=int(cfg.get("chunk_length", 30)) * sr,
@@ -501,7 +524,10 @@ class MusicGenEngine:
         out = []
         with torch.inference_mode():
             for clip in codes:  # one clip at a time: EnCodec activations of 16 x 300 s do not fit
-                channels = [self.model.audio_encoder.decode(part[None, None], [None]).audio_values[0] for part in self._split_channels(clip)]
+                channels = [
+                    self.model.audio_encoder.decode(part[None, None], [None]).audio_values[0]
+                    for part in self._split_channels(clip)
+                ]
                 out.append(torch.cat(channels, dim=0).float().cpu().numpy())
         return np.stack(out)
 
@@ -513,8 +539,6 @@ class MusicGenEngine:
     def _decode_mbd(self, codes) -> np.ndarray:
         import torch
 
-        if self.sample_rate != 32000 or self.channel_codebooks != 4:
-            raise InputError("decoder mbd works with the 32 kHz MusicGen checkpoints only")
         self.load_mbd()
         out = []
         with torch.inference_mode():

@@ -59,8 +59,8 @@ def plan_windows(
     A window never asks for fewer than `channel_codebooks` frames: below that the delay pattern does
     not fit (the extra frames are generated and dropped).
     """
-    window = int(round(WINDOW_S * frame_rate))
-    context_max = max(0, min(window - 1, int(round((WINDOW_S - extend_stride_s) * frame_rate))))
+    window = round(WINDOW_S * frame_rate)
+    context_max = max(0, min(window - 1, round((WINDOW_S - extend_stride_s) * frame_rate)))
     total = prompt_frames + new_frames
     done = prompt_frames
     windows: list[Window] = []

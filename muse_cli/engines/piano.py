@@ -43,7 +43,7 @@ Format = Literal["msgpack", "safetensors", "pickle"]
 
 NO_CHECKPOINT_HINT = (
     "no trained piano weights are public: give your own checkpoint (Flax msgpack or safetensors) "
-    "with --model PATH, or upload it once with `muse models upload piano PATH`; see docs/piano-model.md"
+    "with --checkpoint PATH, or upload it once with `muse models upload piano PATH`; see docs/piano-model.md"
 )
 
 

@@ -113,16 +113,23 @@ def _session(path: str):
 # ------------------------------------------------------------------------------------- frames
 
 
-def _windows(audio: np.ndarray) -> np.ndarray:
-    """Cut 22050 Hz mono audio into overlapping model windows [n, WINDOW]."""
+def _windows(audio: np.ndarray, first: int = 0, count: int | None = None) -> np.ndarray:
+    """Model windows [count, WINDOW] number first.. of 22050 Hz mono audio (all by default)."""
     step = KEPT_FRAMES * HOP
-    # Front padding puts the first kept frame of window 0 at time 0.
-    padded = np.concatenate([np.zeros(EDGE_FRAMES * HOP, np.float32), audio.astype(np.float32)])
-    n = max(1, int(np.ceil(len(audio) / step)))
-    total = (n - 1) * step + WINDOW
-    padded = np.pad(padded, (0, max(0, total - len(padded))))
-    starts = np.arange(n) * step
-    return np.stack([padded[s : s + WINDOW] for s in starts])
+    total = window_count(len(audio))
+    count = total - first if count is None else min(count, total - first)
+    out = np.zeros((count, WINDOW), np.float32)
+    for row, i in enumerate(range(first, first + count)):
+        # Window i's first kept frame (after EDGE_FRAMES of context) sits at sample i * step.
+        start = i * step - EDGE_FRAMES * HOP
+        lo, hi = max(start, 0), min(start + WINDOW, len(audio))
+        if hi > lo:
+            out[row, lo - start : hi - start] = audio[lo:hi]
+    return out
+
+
+def window_count(n_samples: int) -> int:
+    return max(1, int(np.ceil(n_samples / (KEPT_FRAMES * HOP))))
 
 
 def posteriors(audio: np.ndarray, progress: ProgressFn = null_progress) -> Posteriors:
@@ -131,14 +138,14 @@ def posteriors(audio: np.ndarray, progress: ProgressFn = null_progress) -> Poste
     if path is None:
         raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
     session = _session(str(path))
-    windows = _windows(audio)
+    total = window_count(len(audio))
     frames, onsets = [], []
-    for start in range(0, len(windows), BATCH):
-        batch = windows[start : start + BATCH, :, None]
+    for first in range(0, total, BATCH):
+        batch = _windows(audio, first, BATCH)[:, :, None]
         frame, onset = session.run(list(_OUTPUTS), {_INPUT: batch})
         frames.append(frame[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88))
         onsets.append(onset[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88))
-        progress(min(start + BATCH, len(windows)), len(windows))
+        progress(min(first + BATCH, total), total)
     n_frames = int(np.ceil(len(audio) / HOP))
     return Posteriors(np.concatenate(frames)[:n_frames], np.concatenate(onsets)[:n_frames])
 
@@ -158,11 +165,16 @@ def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray) -> np.ndarray:
 
 
 def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and keys where the onset posterior is a strict local maximum in time above threshold."""
-    inner = onset[1:-1]
-    peak = (inner > onset[:-2]) & (inner > onset[2:]) & (inner >= threshold)
-    t, k = np.nonzero(peak)
-    return t + 1, k
+    """Frames and keys where the onset posterior is a strict local maximum in time above threshold.
+
+    Silence is assumed before the first and after the last frame, so a note struck at the very
+    start of the recording still peaks.
+    """
+    edge = np.zeros((1, onset.shape[1]), onset.dtype)
+    padded = np.vstack([edge, onset, edge])
+    inner = padded[1:-1]
+    peak = (inner > padded[:-2]) & (inner > padded[2:]) & (inner >= threshold)
+    return np.nonzero(peak)
 
 
 def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -> int:

@@ -1,0 +1,140 @@
+"""`muse analyze`: a piano performance report from audio or MIDI, for a pianist or teacher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from muse_cli.cli import app
+from muse_cli.cli import options as o
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mid", ".midi")
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+  muse analyze performance.wav                    [dim]# table on stderr, performance.analysis.json[/dim]
+  muse analyze take1.flac take2.flac --plot --midi
+  muse analyze recordings/ --out-dir reports --json
+  muse analyze performance.wav --checkpoint ~/models/percepiano.msgpack   [dim]# + 19-D perceptual scores[/dim]
+"""
+
+
+@app.command("analyze", epilog=EXAMPLES)
+def analyze(
+    inputs: Annotated[List[Path], typer.Argument(metavar="FILE_OR_FOLDER...", help="WAV, FLAC, OGG, MP3 or MIDI files, or folders of them.", show_default=False)],
+    transcribe: Annotated[Optional[bool], typer.Option("--transcribe/--no-transcribe", help="Note transcription of audio (default: on when installed).", show_default=False)] = None,
+    notes: Annotated[bool, typer.Option("--notes", help="Include every note in the JSON report.")] = False,
+    midi: Annotated[bool, typer.Option("--midi", help="Write the transcription as <stem>.mid.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Write <stem>.png: waveform, loudness, tempo, piano roll.")] = False,
+    max_duration: Annotated[float, typer.Option("--max-duration", help="Longest input in seconds.")] = 1800.0,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Perceptual model checkpoint: a local file, or a name uploaded with `muse models upload piano`.", show_default=False)] = None,
+    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")] = False,
+    out_dir: o.OutDir = None,
+    force: o.Force = False,
+    backend: o.Backend = "auto",
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> int:
+    """Analyse piano performances: timing, dynamics, articulation, pedal, timbre, harmony, notes."""
+    from muse_cli import jobs, ui as ui_mod
+    from muse_cli.backends import get_backend
+    from muse_cli.contracts import AnalyzeRequest
+    from muse_cli.errors import ExitCode, InputError, MuseError
+    from muse_cli.output import Target
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    request = jobs.build(
+        AnalyzeRequest, transcribe=transcribe, notes=notes, midi=midi, plot=plot, max_duration=max_duration,
+        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
+    )
+    files = _expand(inputs)
+    chosen = get_backend(backend)
+    failures: list[tuple[Path, MuseError]] = []
+    shown_notices: set[str] = set()
+    for path in files:
+        try:
+            target = Target.plan(stem=path.stem, out_dir=out_dir or path.parent, force=force)
+            with ui.progress(f"analysing {path.name}", total=1.0) as progress:
+                outcome = jobs.run_analysis(request, chosen, progress, source=path)
+            saved = jobs.save_analysis(request, outcome, target, command="analyze")
+        except MuseError as exc:
+            if len(files) == 1:
+                raise
+            ui.error(exc.message, exc.hint)
+            failures.append((path, exc))
+            continue
+        for notice in outcome.notices + outcome.result.report.warnings:
+            if notice not in shown_notices:
+                ui.notice(notice)
+                shown_notices.add(notice)
+        _show(ui, outcome.result.report)
+        paths = [str(p) for p in saved.paths]
+        if json_out:
+            ui.print_json({**saved.summary["report"], "outputs": paths})
+        else:
+            ui.result(paths)
+    if failures:
+        ui.error(f"{len(failures)} of {len(files)} files could not be analysed: " + ", ".join(p.name for p, _ in failures))
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _expand(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders become their audio/MIDI files (sorted). Missing paths: exit 2."""
+    from muse_cli.errors import InputError
+
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise InputError(f"folder {str(item)!r} has no audio or MIDI files ({', '.join(AUDIO_SUFFIXES)})")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(f"{str(item)!r}: no such file or folder")
+    return files
+
+
+AREAS = (
+    ("timing", "timing"), ("dynamics", "loudness"), ("articulation", "articulation"),
+    ("pedal", "pedal"), ("timbre", "timbre"), ("notes", "notes"),
+)
+
+
+def _show(ui: Any, report: Any) -> None:
+    """The report as a table grouped by area: value with unit, and what it means in words."""
+    from rich.table import Table
+
+    from muse_cli.contracts import Measure
+
+    table = Table(title=f"{report.source.name}", title_justify="left", show_lines=False)
+    table.add_column("area", style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("reading", style="cyan")
+
+    def row(area: str, name: str, m: Measure) -> None:
+        value = "-" if m.value is None else (f"{m.value:g}" if isinstance(m.value, (int, float)) else str(m.value))
+        table.add_row(area, name.replace("_", " "), f"{value} {m.unit}".strip(), m.reading or "")
+
+    row("overall", "duration", report.duration_s)
+    row("overall", "tempo", report.tempo_bpm)
+    table.add_row("harmony", "key", report.key or "-", f"confidence {report.key_confidence.value:g}" if report.key_confidence.value is not None else "")
+    for area, attr in AREAS:
+        section = getattr(report, attr)
+        for name, value in section:
+            if isinstance(value, Measure):
+                row(area, name, value)
+    if report.perceptual:
+        dims, mean, spread = report.perceptual["dimensions"], report.perceptual["mean"], report.perceptual["spread"]
+        for dim, m, s in zip(dims, mean, spread):
+            table.add_row("perceptual", dim.replace("_", " "), f"{m:.2f} ± {s:.2f}", "")
+    else:
+        table.add_row("perceptual", "19 PercePiano dimensions", "-", "absent: no model checkpoint (see docs/piano-model.md)")
+    ui.rich(table)

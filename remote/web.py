@@ -1,0 +1,789 @@
+"""The muse HTTP API: every capability over one authenticated FastAPI app.
+
+`create_app(backend, token=..., storage_dir=...)` builds the app. The Modal function `web` at the
+end of this module serves it next to the model classes (ModalBackend, token from the `muse-api`
+Secret); `muse serve` runs the same app with uvicorn on the local backend.
+
+Routes drive `muse_cli.jobs.KINDS`, the jobs the CLI and `muse batch` run, and map muse errors to
+statuses: InputError 422, a model not deployed or not installed 503, TransientFailure 503, other
+failures 500 with one line. FastAPI is imported only inside `create_app`, so this module imports
+where only modal is installed. docs/http-api.md documents every route.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures, whose types are
+# defined inside create_app, at run time.
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import modal
+
+from remote.app import app
+from remote.images import image
+from remote.plan import service
+
+log = logging.getLogger("muse.web")
+
+TOKEN_ENV = "MUSE_API_TOKEN"
+SECRET_NAME = "muse-api"
+MIN_TOKEN_CHARS = 16
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""Largest multipart body (`/v1/analyze`): about 5 minutes of 44.1 kHz stereo WAV."""
+MAX_JSON_BYTES = 1024 * 1024
+"""Largest JSON body: the longest valid request (8000 characters of lyrics) is far smaller."""
+INLINE_MAX_BYTES = 16 * 1024 * 1024
+"""Results larger than this are stored and returned as a key for `GET /v1/files/{key}`."""
+FILE_TTL_S = 24 * 3600
+PUBLIC_PATHS = frozenset({"/health"})
+UPLOAD_PATHS = frozenset({"/v1/analyze"})
+
+KEY_RE = re.compile(r"[0-9a-f]{32}\.(wav|flac|mp3|png|mid)")
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "png": "image/png",
+    "mid": "audio/midi",
+}
+ACCEPTED_AUDIO = {
+    "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav",
+    "audio/flac": "flac", "audio/x-flac": "flac", "audio/mpeg": "mp3",
+}
+
+_UNAVAILABLE = re.compile(
+    r"not deployed|cannot reach|no modal credentials|rejected the credentials|not installed|"
+    r"not downloaded|could not download|cannot download|cannot fetch|muse deploy|models pull|modal setup",
+    re.IGNORECASE,
+)
+"""RuntimeFailure texts that mean "this model cannot run here" (503), not "it broke" (500)."""
+
+
+# ------------------------------------------------------------------------------------ storage
+
+
+class FileStore:
+    """Results too large to inline, under random keys in one folder; nothing else is reachable.
+
+    A key is 32 hex digits and a known suffix, matched whole before any path is built, so no
+    request names a file outside `root`. Files older than `ttl_s` are swept as new ones arrive.
+    `on_put` / `on_miss` let a shared volume commit after a write and reload before a miss.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        ttl_s: float = FILE_TTL_S,
+        on_put: Callable[[], None] | None = None,
+        on_miss: Callable[[], None] | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ttl_s = ttl_s
+        self._on_put = on_put
+        self._on_miss = on_miss
+        self._swept = 0.0
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes, suffix: str) -> str:
+        from muse_cli.output import Target, write_group
+
+        if suffix not in MEDIA_TYPES:
+            raise ValueError(f"no stored files of type {suffix!r}")
+        self.sweep()
+        stem = secrets.token_hex(16)
+        write_group(Target(self.root, stem), {f".{suffix}": data})
+        if self._on_put is not None:
+            self._on_put()
+        return f"{stem}.{suffix}"
+
+    def path(self, key: str) -> Path | None:
+        if not KEY_RE.fullmatch(key):
+            return None
+        path = self.root / key
+        if not path.is_file() and self._on_miss is not None:
+            try:
+                self._on_miss()
+            except Exception:  # a failed reload is a miss, not a server error
+                log.warning("storage reload failed", exc_info=True)
+        if not path.is_file() or path.resolve().parent != self.root:
+            return None
+        return path
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete expired files (at most once a minute); returns how many went."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if now - self._swept < 60:
+                return 0
+            self._swept = now
+        removed = 0
+        for path in self.root.iterdir():
+            try:
+                if KEY_RE.fullmatch(path.name) and now - path.stat().st_mtime > self.ttl_s:
+                    path.unlink()
+                    removed += 1
+            except OSError:  # another worker removed it first
+                continue
+        return removed
+
+
+# --------------------------------------------------------------------------------- auth, limits
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def check_token(header: str | None, token_digest: bytes) -> str | None:
+    """None when `Authorization: Bearer <token>` carries the token, else why not.
+
+    Both sides are hashed first, so the comparison takes the same time whatever the length.
+    """
+    if not header:
+        return "missing bearer token: send Authorization: Bearer <token>"
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return "malformed Authorization header: use Authorization: Bearer <token>"
+    if not hmac.compare_digest(_digest(given.strip()), token_digest):
+        return "invalid token"
+    return None
+
+
+def _error_body(kind: str, message: str, hint: str | None = None, fields: list | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if hint:
+        error["hint"] = hint
+    if fields:
+        error["fields"] = fields
+    return {"success": False, "error": error}
+
+
+class Gate:
+    """ASGI middleware run before any route: the bearer token, then the body size.
+
+    Checked here rather than in the routes so an unauthenticated or oversized request is refused
+    before its body is read. The body is read whole (at most the limit) and replayed to the app.
+    """
+
+    def __init__(self, app: Any, *, token_digest: bytes, max_json: int, max_upload: int) -> None:
+        self.app = app
+        self.token_digest = token_digest
+        self.max_json = max_json
+        self.max_upload = max_upload
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if path not in PUBLIC_PATHS:
+            problem = check_token(headers.get("authorization"), self.token_digest)
+            if problem is not None:
+                await _send_json(send, 401, _error_body("unauthorized", problem), {"www-authenticate": "Bearer"})
+                return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload if path in UPLOAD_PATHS else self.max_json
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _too_large(send, limit)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    message = f"request body is larger than {limit // (1024 * 1024)} MB"
+    await _send_json(send, 413, _error_body("too_large", message), {"connection": "close"})
+
+
+async def _send_json(send: Any, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    import json
+
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+class ApiError(Exception):
+    """An error answered as JSON with its status; raised by routes, rendered by one handler."""
+
+    def __init__(self, status: int, kind: str, message: str, *, hint: str | None = None,
+                 fields: list | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.hint, self.fields, self.headers = hint, fields, headers
+
+
+def field_errors(errors: list[dict]) -> list[dict[str, str]]:
+    """pydantic errors -> [{"field": "duration", "message": "..."}], without the input echoed."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or "body", "message": message})
+    return out
+
+
+def invalid(fields: list[dict[str, str]]) -> ApiError:
+    first = fields[0] if fields else {"field": "body", "message": "invalid input"}
+    return ApiError(422, "invalid_input", f"{first['field']}: {first['message']}", fields=fields)
+
+
+def from_muse_error(exc: Exception) -> ApiError:
+    """InputError 422; cannot run here 503; retryable 503; any other failure 500, one line."""
+    from muse_cli.errors import InputError, TransientFailure
+
+    message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    hint = getattr(exc, "hint", None)
+    if isinstance(exc, InputError):
+        return ApiError(422, "invalid_input", message, hint=hint)
+    if isinstance(exc, TransientFailure):
+        return ApiError(503, "temporarily_unavailable", message, hint=hint, headers={"retry-after": "5"})
+    if _UNAVAILABLE.search(f"{message} {hint or ''}"):
+        return ApiError(503, "unavailable", message, hint=hint)
+    return ApiError(500, "failed", message)
+
+
+def validate(contract: Any, fields: dict[str, Any]) -> Any:
+    """Build a contract; its validators' complaints become field-level 422s."""
+    from pydantic import ValidationError
+
+    try:
+        return contract.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid(field_errors(exc.errors())) from None
+
+
+def run_job(kind_name: str, fields: dict[str, Any], backend: Any) -> tuple[Any, Any]:
+    """Validate, check and run one job of `jobs.KINDS`; returns (request, Outcome)."""
+    from muse_cli import jobs
+    from muse_cli.errors import MuseError
+    from muse_cli.progress import null_progress
+
+    kind = jobs.KINDS.get(kind_name)
+    if kind is None:
+        raise ApiError(503, "unavailable", f"{kind_name} jobs are not available in this muse version")
+    request = validate(kind.request_type(), fields)
+    try:
+        if kind.check is not None:
+            kind.check(request)
+        return request, kind.run(request, backend, null_progress)
+    except MuseError as exc:
+        raise from_muse_error(exc) from None
+
+
+def audio_choice(accept: str | None) -> str | None:
+    """The audio format an Accept header asks for first, or None for JSON."""
+    for part in (accept or "").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media in ACCEPTED_AUDIO:
+            return ACCEPTED_AUDIO[media]
+        if media in ("application/json", "*/*", "application/*"):
+            return None
+    return None
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def subset(name: str, contract: Any, names: tuple[str, ...], *, extra: str = "forbid",
+           overrides: Mapping[str, tuple[Any, Any]] | None = None, doc: str = "") -> Any:
+    """An HTTP body model with some of a contract's fields, ranges and defaults included.
+
+    The contract stays the one source of names and ranges; the body only chooses which of its
+    fields a route accepts (and the JSON schema that OpenAPI shows for them).
+    """
+    from copy import copy
+
+    from pydantic import ConfigDict, create_model
+
+    defs: dict[str, Any] = {}
+    for field in names:
+        info = copy(contract.model_fields[field])
+        defs[field] = (info.annotation, info)
+    defs.update(overrides or {})
+    config = ConfigDict(extra=extra, allow_inf_nan=False)  # type: ignore[typeddict-item]
+    return create_model(name, __config__=config, __doc__=doc or None, **defs)
+
+
+# ------------------------------------------------------------------------------------- health
+
+
+def local_models(aliases: Mapping[str, str]) -> dict[str, list[str]]:
+    """What the local backend can run right now, per endpoint (no loading, no network)."""
+    import importlib.util
+
+    from muse_cli import jobs
+    from muse_cli.contracts import MUSICGEN_MODELS, MidiRequest
+
+    midi = ["etude"] + (["midi-llm"] if jobs.midi_llm_cached(MidiRequest().model) else [])
+    audio = sorted(aliases)
+    if importlib.util.find_spec("torch") and importlib.util.find_spec("transformers"):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            audio += [n for n, repo in MUSICGEN_MODELS.items()
+                      if isinstance(try_to_load_from_cache(repo, "config.json"), str)]
+        except ImportError:
+            pass
+    songs = ["acestep"] if importlib.util.find_spec("acestep") else []
+    analyze = ["measures"] if importlib.util.find_spec("librosa") else []
+    try:
+        from muse_cli.music import transcribe
+
+        if analyze and transcribe.available():
+            analyze.append("transcription")
+    except ImportError:
+        pass
+    return {"midi": midi, "audio": audio, "songs": songs, "analyze": analyze}
+
+
+def deployed_models() -> dict[str, list[str]]:
+    """On Modal: the classes deployed with this app (the web function is part of the same app)."""
+    from muse_cli.contracts import MUSICGEN_MODELS
+    from remote.plan import SERVICES
+
+    have = set(SERVICES)
+    return {
+        "midi": ["etude"] + (["midi-llm"] if "MidiLLM" in have else []),
+        "audio": sorted(MUSICGEN_MODELS) if "MusicGen" in have else [],
+        "songs": ["acestep"] if {"AceStep", "LyricsLLM", "CoverArt"} <= have else [],
+        "analyze": ["measures", "transcription"] + (["perceptual"] if "PianoModel" in have else []),
+    }
+
+
+# ---------------------------------------------------------------------------------------- app
+
+
+def create_app(
+    backend: Any,
+    *,
+    token: str,
+    storage_dir: str | os.PathLike,
+    model_aliases: Mapping[str, str] | None = None,
+    default_audio_model: str | None = None,
+    models: Callable[[], dict[str, list[str]]] | None = None,
+    max_json_bytes: int = MAX_JSON_BYTES,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    inline_max_bytes: int = INLINE_MAX_BYTES,
+    cors_origins: tuple[str, ...] = (),
+    on_store: Callable[[], None] | None = None,
+    on_miss: Callable[[], None] | None = None,
+) -> Any:
+    """The FastAPI app serving every muse capability through `backend`.
+
+    token: the bearer token every route but /health requires (at least 16 characters).
+    storage_dir: where results too large to inline are kept for `GET /v1/files/{key}`.
+    model_aliases: extra MusicGen model names this server accepts, mapped to what the backend
+        loads (a local folder, a hub id): HTTP clients never name server paths themselves.
+    default_audio_model: the model for requests that name none (and for /generate_endpoint).
+    models: what /health lists as available; by default probed from the local backend.
+    """
+    from typing import Annotated, Literal, Optional
+
+    from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from muse_cli import __version__
+    from muse_cli.contracts import (
+        MUSICGEN_MODELS,
+        PROTOCOL_VERSION,
+        AnalysisReport,
+        AnalyzeRequest,
+        AudioFormat,
+        AudioRequest,
+        MidiMetadata,
+        MidiRequest,
+        SongRequest,
+    )
+    from muse_cli.errors import MuseError
+
+    if not token or len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
+    token_digest = _digest(token)
+    store = FileStore(storage_dir, on_put=on_store, on_miss=on_miss)
+    aliases = dict(model_aliases or {})
+    audio_default = default_audio_model or AudioRequest.model_fields["model"].default
+    list_models = models or (lambda: local_models(aliases))
+
+    api = FastAPI(
+        title="muse",
+        version=__version__,
+        description="Music generation and analysis: MIDI, audio, songs and performance reports. "
+        "Every route but /health needs `Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind the token like everything but /health
+    )
+    bearer = HTTPBearer(auto_error=False, description="the server's API token")
+
+    def authorized(credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]) -> None:
+        # The Gate middleware has already refused bad tokens; this declares the scheme in
+        # OpenAPI and guards any route should the app be mounted without the Gate.
+        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+        problem = check_token(header, token_digest)
+        if problem is not None:
+            raise ApiError(401, "unauthorized", problem, headers={"www-authenticate": "Bearer"})
+
+    auth = [Depends(authorized)]
+
+    # ---------------------------------------------------------------- errors: one JSON shape
+
+    def render(err: ApiError) -> JSONResponse:
+        return JSONResponse(_error_body(err.kind, err.message, err.hint, err.fields), err.status, err.headers)
+
+    @api.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return render(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(invalid(field_errors(list(exc.errors()))))
+
+    @api.exception_handler(MuseError)
+    async def _muse(_: Request, exc: MuseError) -> JSONResponse:
+        return render(from_muse_error(exc))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        return render(ApiError(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail),
+                               headers=dict(exc.headers or {})))
+
+    @api.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+        return render(ApiError(500, "internal", "internal error: the server log has the details"))
+
+    # ------------------------------------------------------------------------ body models
+
+    class Failure(BaseModel):
+        success: bool = False
+        error: dict[str, Any]
+
+    failures = {code: {"model": Failure} for code in (401, 413, 422, 500, 503)}
+
+    MidiBody = subset(
+        "MidiBody", MidiRequest,
+        ("prompt", "engine", "difficulty", "key", "tempo", "time_signature", "bars", "instrument", "hands",
+         "style", "seed", "temperature", "top_p", "max_tokens"),
+        doc="One MIDI piece: MIDI-LLM from a prompt, or the etude composer from structured fields.",
+    )
+    MidiCompatBody = subset(
+        "MidiCompatBody", MidiRequest, ("prompt", "temperature", "instrument", "difficulty", "key", "tempo", "seed"),
+        extra="ignore", doc="The earlier MIDI-LLM service's request; unknown fields are ignored.",
+    )
+    prompt_required = (str, Field(min_length=1, max_length=2000, description="what to generate, in words"))
+    AudioBody = subset(
+        "AudioBody", AudioRequest,
+        ("duration", "temperature", "top_k", "top_p", "cfg_coef", "seed", "format"),
+        overrides={
+            "prompt": prompt_required,
+            "model": (Optional[str], Field(None, description=f"a MusicGen name; default {audio_default}")),
+        },
+        doc="MusicGen text-to-audio: one clip.",
+    )
+    AudioCompatBody = subset(
+        "AudioCompatBody", AudioRequest, ("temperature", "top_k", "top_p", "cfg_coef"), extra="ignore",
+        overrides={
+            "prompt": prompt_required,
+            "duration": (float, Field(8.0, ge=1, le=30, description="seconds")),
+        },
+        doc="The earlier MusicGen service's request; unknown fields are ignored.",
+    )
+    SongBody = subset(
+        "SongBody", SongRequest,
+        ("description", "lyrics", "describe_lyrics", "tags", "instrumental", "duration", "steps", "guidance",
+         "scheduler", "cfg_type", "omega", "seed", "format", "cover", "categories"),
+        doc="An ACE-Step song: from a description, with the user's lyrics, or with lyrics the LLM "
+        "writes about `describe_lyrics`; `instrumental` for none.",
+    )
+
+    class MidiReply(BaseModel):
+        success: bool = True
+        midiData: str = Field(description="the MIDI file, base64")
+        metadata: MidiMetadata
+        model: str
+        engine: str
+        seed: int
+        backend: str
+        notices: list[str] = []
+
+    class AudioReply(BaseModel):
+        audio_base64: Optional[str] = Field(None, description="the audio file, base64 (when inline)")
+        audio_key: Optional[str] = Field(None, description="GET /v1/files/{key} (when too large to inline)")
+        format: AudioFormat
+        sample_rate: int
+        channels: int
+        duration: float
+        seed: int
+        model: str
+
+    class AudioCompatReply(BaseModel):
+        audio_base64: str
+        sample_rate: int
+        duration: float
+        seed: int
+
+    class SongReply(BaseModel):
+        audio_base64: Optional[str] = None
+        audio_key: Optional[str] = None
+        cover_base64: Optional[str] = Field(None, description="PNG, base64")
+        cover_key: Optional[str] = None
+        categories: list[str]
+        format: AudioFormat
+        sample_rate: int
+        channels: int
+        duration: float
+        tags: str
+        lyrics: str
+        tags_source: str
+        lyrics_source: str
+        seed: int
+        model: str
+        warnings: list[str] = []
+
+    class AnalyzeReply(AnalysisReport):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        midi_base64: Optional[str] = Field(None, description="the transcription as MIDI, when midi=true")
+        plot_base64: Optional[str] = Field(None, description="PNG plot, when plot=true")
+
+    Delivery = Annotated[
+        Literal["auto", "inline", "key"],
+        Query(description="auto: inline up to the server's limit, else a key for GET /v1/files/{key}"),
+    ]
+
+    def deliver(data: bytes, suffix: str, delivery: str) -> tuple[Optional[str], Optional[str]]:
+        """(base64, None) inline, or (None, key) stored."""
+        if delivery == "inline" or (delivery == "auto" and len(data) <= inline_max_bytes):
+            return b64(data), None
+        return None, store.put(data, suffix)
+
+    # --------------------------------------------------------------------------- routes
+
+    @api.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness and what this server can run; no token needed."""
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "backend": backend.name, "models": list_models()}
+
+    @api.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    def openapi() -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    def midi(body: BaseModel) -> dict[str, Any]:
+        request, outcome = run_job("midi", {**body.model_dump(exclude_unset=True), "count": 1}, backend)
+        result = outcome.result
+        sample = result.samples[0]
+        return {"success": True, "midiData": b64(sample.midi), "metadata": sample.metadata, "model": result.model,
+                "engine": result.engine, "seed": sample.seed, "backend": outcome.backend, "notices": outcome.notices}
+
+    @api.post("/v1/midi", tags=["midi"], dependencies=auth, response_model=MidiReply, responses=failures)
+    def midi_v1(body: MidiBody) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Compose one MIDI piece (MIDI-LLM where deployed, else the etude composer)."""
+        return midi(body)
+
+    @api.post("/generate", tags=["compatibility"], dependencies=auth, response_model=MidiReply, responses=failures)
+    def midi_compat(body: MidiCompatBody) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The earlier MIDI-LLM service's route and contract."""
+        return midi(body)
+
+    def audio(fields: dict[str, Any], format_: Optional[str] = None) -> tuple[Any, Any]:
+        name = fields.pop("model", None) or audio_default
+        if name in aliases:
+            model = aliases[name]
+        elif name in MUSICGEN_MODELS or name in MUSICGEN_MODELS.values():
+            model = name
+        else:
+            served = ", ".join(sorted(set(MUSICGEN_MODELS) | set(aliases)))
+            raise invalid([{"field": "model", "message": f"{name!r} is not served here: use one of {served}"}])
+        if format_ is not None:
+            fields["format"] = format_
+        request, outcome = run_job("audio", {**fields, "model": model, "count": 1}, backend)
+        return outcome.result.clips[0], name
+
+    @api.post(
+        "/v1/audio", tags=["audio"], dependencies=auth, response_model=AudioReply,
+        responses={**failures, 200: {"content": {m: {} for m in ("audio/wav", "audio/flac", "audio/mpeg")},
+                                     "description": "JSON, or the audio file when Accept names an audio type"}},
+    )
+    def audio_v1(
+        body: AudioBody,  # type: ignore[valid-type]
+        delivery: Delivery = "auto",
+        accept: Annotated[Optional[str], Header()] = None,
+    ) -> Any:
+        """Generate one clip with MusicGen: the audio file (Accept: audio/wav or audio/flac) or JSON."""
+        fields = body.model_dump(exclude_unset=True)
+        wanted = audio_choice(accept)
+        if wanted is not None and fields.get("format", wanted) != wanted:
+            raise invalid([{"field": "format", "message": f"{fields['format']!r} conflicts with Accept: {accept}"}])
+        clip, name = audio(fields, wanted)
+        if wanted is not None:
+            headers = {"x-muse-seed": str(clip.seed), "x-muse-sample-rate": str(clip.sample_rate),
+                       "x-muse-duration": f"{clip.duration:.3f}", "x-muse-model": name,
+                       "content-disposition": f'attachment; filename="muse-{clip.seed}.{clip.format}"'}
+            return Response(clip.audio, media_type=MEDIA_TYPES[clip.format], headers=headers)
+        inline, key = deliver(clip.audio, clip.format, delivery)
+        return {"audio_base64": inline, "audio_key": key, "format": clip.format, "sample_rate": clip.sample_rate,
+                "channels": clip.channels, "duration": clip.duration, "seed": clip.seed, "model": name}
+
+    @api.post("/generate_endpoint", tags=["compatibility"], dependencies=auth, response_model=AudioCompatReply,
+              responses=failures)
+    def audio_compat(body: AudioCompatBody) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The earlier MusicGen service's route and contract (WAV, base64)."""
+        clip, _ = audio(body.model_dump(), "wav")
+        return {"audio_base64": b64(clip.audio), "sample_rate": clip.sample_rate, "duration": clip.duration,
+                "seed": clip.seed}
+
+    @api.post("/v1/songs", tags=["songs"], dependencies=auth, response_model=SongReply, responses=failures)
+    def songs_v1(body: SongBody, delivery: Delivery = "auto") -> dict[str, Any]:  # type: ignore[valid-type]
+        """Make a song with ACE-Step: audio, cover art and genre categories."""
+        _, outcome = run_job("song", body.model_dump(exclude_unset=True), backend)
+        song = outcome.result
+        audio_b64, audio_key = deliver(song.audio, song.format, delivery)
+        cover_b64, cover_key = deliver(song.cover, "png", delivery) if song.cover else (None, None)
+        return {"audio_base64": audio_b64, "audio_key": audio_key, "cover_base64": cover_b64, "cover_key": cover_key,
+                "categories": song.categories, "format": song.format, "sample_rate": song.sample_rate,
+                "channels": song.channels, "duration": song.duration, "tags": song.tags, "lyrics": song.lyrics,
+                "tags_source": song.tags_source, "lyrics_source": song.lyrics_source, "seed": song.seed,
+                "model": song.model, "warnings": song.warnings}
+
+    analyze_defaults = AnalyzeRequest.model_fields
+
+    @api.post("/v1/analyze", tags=["analysis"], dependencies=auth, response_model=AnalyzeReply,
+              response_model_exclude_none=False, responses=failures)
+    def analyze_v1(
+        file: Annotated[UploadFile, File(description="a WAV/FLAC/OGG/MP3 recording or a MIDI performance")],
+        transcribe: Annotated[Optional[bool], Form(description=analyze_defaults["transcribe"].description)] = None,
+        notes: Annotated[bool, Form(description=analyze_defaults["notes"].description)] = False,
+        midi: Annotated[bool, Form(description=analyze_defaults["midi"].description)] = False,
+        plot: Annotated[bool, Form(description=analyze_defaults["plot"].description)] = False,
+        max_duration: Annotated[float, Form(gt=0, le=4 * 3600, allow_inf_nan=False,
+                                            description=analyze_defaults["max_duration"].description)] = 1800.0,
+    ) -> dict[str, Any]:
+        """Analyse an uploaded performance: the `muse analyze` JSON report."""
+        data = file.file.read()
+        if not data:
+            raise invalid([{"field": "file", "message": "the uploaded file is empty"}])
+        name = Path(file.filename or "upload").name or "upload"
+        fields = {"transcribe": transcribe, "notes": notes, "midi": midi, "plot": plot, "max_duration": max_duration,
+                  "input": {"name": name, "data": data}}
+        _, outcome = run_job("analyze", {k: v for k, v in fields.items() if v is not None}, backend)
+        result = outcome.result
+        report = getattr(result, "report", result)
+        reply = report.model_dump(mode="json")
+        midi_bytes, png = getattr(result, "midi", None), getattr(result, "png", None)
+        reply["midi_base64"] = b64(midi_bytes) if midi_bytes else None
+        reply["plot_base64"] = b64(png) if png else None
+        return reply
+
+    @api.get(
+        "/v1/files/{key}", tags=["files"], dependencies=auth,
+        responses={**failures, 404: {"model": Failure},
+                   200: {"content": {m: {} for m in MEDIA_TYPES.values()}, "description": "the stored file"}},
+    )
+    def files_v1(key: str) -> FileResponse:
+        """A result stored by an earlier call (its `*_key`), for a day."""
+        path = store.path(key)
+        if path is None:
+            raise ApiError(404, "not_found", "no such file (keys expire after a day)")
+        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix[1:]], filename=key)
+
+    api.add_middleware(Gate, token_digest=token_digest, max_json=max_json_bytes, max_upload=max_upload_bytes)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        # Outermost, so a browser's preflight (which carries no token) is answered before the Gate.
+        api.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "accept"],
+                           expose_headers=["x-muse-seed", "x-muse-sample-rate", "x-muse-duration", "x-muse-model"])
+    api.state.store = store
+    return api
+
+
+# -------------------------------------------------------------------------------------- Modal
+
+FILES_DIR = "/files"
+FILES_VOLUME = "muse-files"
+files_volume = modal.Volume.from_name(FILES_VOLUME, create_if_missing=True)
+
+web_image = image(
+    "web",
+    "fastapi==0.165.0",
+    "python-multipart==0.0.34",
+    "librosa==0.11.0",
+    "soxr==1.1.0",
+    "onnxruntime==1.31.1",
+    "matplotlib==3.11.2",
+    commands=("pip install --no-deps basic-pitch==0.4.0",),  # only its ONNX model file is used
+)
+
+
+@app.function(**service(
+    "web", kind="function", image=web_image, image_name="web", loads_weights=False, secrets=(SECRET_NAME,),
+    timeout=1800,  # a 240 s song with lyrics, cover and categories, waited for in one request
+    scaledown_window=300, cpu=2.0, memory=4096, volumes={FILES_DIR: files_volume},
+))
+@modal.concurrent(max_inputs=32)
+@modal.asgi_app()
+def web() -> Any:
+    """The HTTP API on Modal: requests fan out to the model classes of this same app."""
+    from muse_cli.backends.modal import ModalBackend
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise RuntimeError(
+            f"{TOKEN_ENV} is missing or shorter than {MIN_TOKEN_CHARS} characters: "
+            f"modal secret create {SECRET_NAME} {TOKEN_ENV}=<token>"
+        )
+    origins = tuple(o.strip() for o in os.environ.get("MUSE_CORS_ORIGINS", "").split(",") if o.strip())
+    return create_app(
+        ModalBackend(), token=token, storage_dir=FILES_DIR, models=deployed_models, cors_origins=origins,
+        on_store=files_volume.commit, on_miss=files_volume.reload,
+    )
