@@ -123,8 +123,11 @@ def main() -> None:
     parser.add_argument("--variants", default="plain,engine,bf16,static,fast")
     parser.add_argument("--steps", type=int, default=0, help="decoder steps per run (default: 40 CPU, 1500 CUDA)")
     parser.add_argument("--large-steps", type=int, default=0, help="steps for large (default: 6 CPU)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
     for size in args.models.split(","):

@@ -51,13 +51,6 @@ class Saved:
 
 # ------------------------------------------------------------------------------------ MIDI
 
-_STRUCTURED = ("difficulty", "key", "tempo", "style", "time_signature")
-
-
-def midi_has_description(request: Any) -> bool:
-    return request.prompt is not None or any(getattr(request, f) is not None for f in _STRUCTURED)
-
-
 def midi_llm_cached(model: str) -> bool:
     """Can MIDI-LLM run in-process right now: runtime installed and weights on disk?"""
     import importlib.util
@@ -75,10 +68,10 @@ def midi_llm_cached(model: str) -> bool:
 
 def check_midi_request(request: Any) -> None:
     """MIDI-LLM needs something to go on; the etude composer has defaults for everything."""
-    if request.engine != "etude" and not midi_has_description(request):
-        raise InputError(
-            "give a prompt or at least one of --difficulty, --key, --tempo, --style, --time-signature"
-        )
+    if request.engine != "etude":
+        from muse_cli.engines.midi_llm import check_request
+
+        check_request(request)
 
 
 def midi_family(request: Any, backend: Any) -> tuple[str, str | None]:
@@ -194,17 +187,12 @@ def audio_input(path: Path | None, option: str) -> dict[str, Any] | None:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{option} {str(path)!r}: cannot read ({exc.strerror})") from None
-    from muse_cli.music.audio import decode_audio, is_silent
-
-    audio, _ = decode_audio(data, name=path.name)  # corrupt or not audio: InputError now, not on the GPU
-    if is_silent(audio):
-        raise InputError(f"{option} {str(path)!r} is silent: it has nothing to condition on")
     return {"name": path.name, "data": data}
 
 
 def check_audio_request(request: Any) -> None:
-    """Checks that need the model table, done before any backend is touched."""
-    from muse_cli.engines.musicgen_spec import validate_request
+    """Model name, melody model, readable and non-silent audio: checked before any backend is touched."""
+    from muse_cli.engines.musicgen import validate_request
 
     validate_request(request)
 

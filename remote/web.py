@@ -61,7 +61,8 @@ ACCEPTED_AUDIO = {
 
 _UNAVAILABLE = re.compile(
     r"not deployed|cannot reach|no modal credentials|rejected the credentials|not installed|"
-    r"not downloaded|could not download|cannot download|cannot fetch|muse deploy|models pull|modal setup",
+    r"not downloaded|could not download|cannot download|cannot fetch|cannot load the|couldn't connect|"
+    r"muse deploy|models pull|modal setup",
     re.IGNORECASE,
 )
 """RuntimeFailure texts that mean "this model cannot run here" (503), not "it broke" (500)."""

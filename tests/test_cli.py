@@ -92,7 +92,7 @@ def test_output_option_names_the_file(run_cli, tmp_path):
         (["--seed", "-1", "--engine", "etude"], "--seed"),
         (["--time-signature", "7/8"], "--time-signature"),
         (["--count", "0"], "--count"),
-        ([], "give a prompt"),
+        ([], "needs a prompt"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, args, needle):

@@ -53,6 +53,14 @@ class Failing:
         raise self.error
 
 
+@pytest.fixture(autouse=True)
+def _hub_offline(monkeypatch):
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import (before conftest sets it): without this
+    # a model that is not cached is looked up online, with retries, instead of failing at once.
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
 def make_client(backend=None, **kw) -> TestClient:
     storage = kw.pop("storage_dir", None) or Path(__import__("tempfile").mkdtemp(prefix="muse-web-test-"))
     api = create_app(backend or LocalBackend(), token=TOKEN, storage_dir=storage, **kw)
