@@ -57,8 +57,14 @@ def by_name(name: str) -> ModelEntry | None:
 
 
 def gpu_for(family: str, model: str) -> str | None:
-    """The GPU a (family, model) call asks for on Modal; None keeps the class's deployed default."""
+    """The GPU a (family, model) call asks for on Modal; None keeps the class's deployed default.
+
+    MusicGen hub ids and paths outside the table get the large-model GPU when named "large".
+    """
+    family = "musicgen" if family == "musicgen-mbd" else family
     entry = by_name(model)
-    if entry is None or entry.family != family or entry.gpu == "CPU":
-        return None
-    return entry.gpu
+    if entry is not None:
+        return entry.gpu if entry.family == family and entry.gpu != "CPU" else None
+    if family == "musicgen" and "large" in model.lower():
+        return "L40S"
+    return None

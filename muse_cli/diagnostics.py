@@ -62,7 +62,7 @@ def _app_status(timeout: float) -> str:
 def collect(timeout: float = 5.0) -> dict[str, Any]:
     from muse_cli import __version__
     from muse_cli.backends import choose, modal_credentials_present
-    from muse_cli.backends.modal import modal_server, reachable
+    from muse_cli.backends.modal import reachable
 
     credentials = modal_credentials_present()
     ok, where = reachable(timeout=timeout)
@@ -78,7 +78,7 @@ def collect(timeout: float = 5.0) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "backend_auto": choose("auto"),
-        "modal": {"credentials": credentials, "reachable": ok, "server": where or ":".join(map(str, modal_server())), "app": app},
+        "modal": {"credentials": credentials, "reachable": ok, "server": where, "app": app},
         "runtimes": {name: _version(name) for name in RUNTIMES},
         "cuda": _cuda(),
         "caches": {

@@ -197,6 +197,11 @@ def check_audio_request(request: Any) -> None:
     validate_request(request)
 
 
+def audio_family(request: Any) -> str:
+    """MultiBandDiffusion decoding runs in its own deployed class (audiocraft's image)."""
+    return "musicgen-mbd" if request.decoder == "mbd" else "musicgen"
+
+
 def save_audio(request: Any, result: Any, target: Target, *, backend: str, command: str) -> list[Saved]:
     saved = []
     for index, clip in enumerate(result.clips):
@@ -354,7 +359,7 @@ def _save_midi_job(request: Any, outcome: Outcome, target: Target, command: str)
 
 
 def _run_audio_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
-    return Outcome(backend.run("musicgen", request, model=request.model, progress=progress), backend.name)
+    return Outcome(backend.run(audio_family(request), request, model=request.model, progress=progress), backend.name)
 
 
 def _save_audio_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:

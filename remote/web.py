@@ -520,12 +520,14 @@ def create_app(
         "MidiCompatBody", MidiRequest, ("prompt", "temperature", "instrument", "difficulty", "key", "tempo", "seed"),
         extra="ignore", doc="The earlier MIDI-LLM service's request; unknown fields are ignored.",
     )
-    prompt_required = (str, Field(min_length=1, max_length=2000, description="what to generate, in words"))
+    def prompt_required() -> tuple[Any, Any]:
+        return str, Field(min_length=1, max_length=2000, description="what to generate, in words")
+
     AudioBody = subset(
         "AudioBody", AudioRequest,
         ("duration", "temperature", "top_k", "top_p", "cfg_coef", "seed", "format"),
         overrides={
-            "prompt": prompt_required,
+            "prompt": prompt_required(),
             "model": (Optional[str], Field(None, description=f"a MusicGen name; default {audio_default}")),
         },
         doc="MusicGen text-to-audio: one clip.",
@@ -533,7 +535,7 @@ def create_app(
     AudioCompatBody = subset(
         "AudioCompatBody", AudioRequest, ("temperature", "top_k", "top_p", "cfg_coef"), extra="ignore",
         overrides={
-            "prompt": prompt_required,
+            "prompt": prompt_required(),
             "duration": (float, Field(8.0, ge=1, le=30, description="seconds")),
         },
         doc="The earlier MusicGen service's request; unknown fields are ignored.",
@@ -646,7 +648,7 @@ def create_app(
             raise invalid([{"field": "model", "message": f"{name!r} is not served here: use one of {served}"}])
         if format_ is not None:
             fields["format"] = format_
-        request, outcome = run_job("audio", {**fields, "model": model, "count": 1}, backend)
+        _, outcome = run_job("audio", {**fields, "model": model, "count": 1}, backend)
         return outcome.result.clips[0], name
 
     @api.post(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from muse_cli import batch as B
 
-sys.path.insert(0, str(Path(__file__).parent.parent))  # remote/
 from muse_cli.errors import InputError, TransientFailure
 
 

@@ -18,7 +18,6 @@ pytest.importorskip("transformers")
 sf = pytest.importorskip("soundfile")
 
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_musicgen
-sys.path.insert(0, str(Path(__file__).parent.parent))  # remote/
 from tiny_musicgen import TINY_FRAME_RATE, TINY_HOP, TINY_SR
 
 from muse_cli.contracts import PROTOCOL_VERSION, AudioInput, AudioRequest
@@ -365,6 +364,7 @@ def test_mbd_without_audiocraft_points_to_modal(engines, tiny):
 # ---------------------------------------------------------------------------- Modal class
 
 
+@pytest.mark.filterwarnings("ignore:The MusicGen.generate function is executing locally")
 def test_modal_class_runs_locally(tiny):
     pytest.importorskip("modal")
     from remote.musicgen import GPU_BY_MODEL, MusicGen, gpu_for

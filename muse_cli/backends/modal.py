@@ -8,10 +8,8 @@ deployed app speaks this client's protocol.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from typing import Any, Callable, Iterator
-from urllib.parse import urlparse
 
 from muse_cli.backends.registry import family as get_family
 from muse_cli.contracts import PROTOCOL_VERSION
@@ -26,19 +24,15 @@ HINT_DEPLOY = "run `muse deploy` to deploy the muse app, or use --backend local"
 HINT_OFFLINE = "check your network, or use --backend local"
 
 
-def modal_server() -> tuple[str, int]:
-    url = urlparse(os.environ.get("MODAL_SERVER_URL", "https://api.modal.com"))
-    return url.hostname or "api.modal.com", url.port or (443 if url.scheme != "http" else 80)
+def modal_server() -> str:
+    return os.environ.get("MODAL_SERVER_URL", "https://api.modal.com")
 
 
 def reachable(timeout: float = REACH_TIMEOUT_S) -> tuple[bool, str]:
     """Can we open a TCP connection to the Modal API within `timeout` seconds?"""
-    host, port = modal_server()
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True, f"{host}:{port}"
-    except OSError as exc:
-        return False, f"{host}:{port} ({exc.strerror or type(exc).__name__})"
+    from muse_cli.net import can_connect
+
+    return can_connect(modal_server(), timeout)
 
 
 def translate(exc: BaseException) -> MuseError:

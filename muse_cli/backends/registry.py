@@ -44,6 +44,9 @@ FAMILIES: dict[str, Family] = {
                "MidiLLM", "slseanwu/MIDI-LLM_Llama-3.2-1B"),
         Family("musicgen", "muse_cli.engines.musicgen:MusicGenEngine", "AudioRequest", "AudioResult",
                "MusicGen", "small"),
+        # Same engine; on Modal the MultiBandDiffusion decoder lives in its own image (audiocraft).
+        Family("musicgen-mbd", "muse_cli.engines.musicgen:MusicGenEngine", "AudioRequest", "AudioResult",
+               "MusicGenMBD", "small"),
         Family("piano", "muse_cli.engines.piano:PianoEngine", "PianoRequest", "PianoResult",
                "PianoModel", "percepiano-ast"),
         Family("acestep", "muse_cli.engines.acestep:AceStepEngine", "AceStepRequest", "AceStepResult",

@@ -74,7 +74,7 @@ def gen_audio(
     chosen = get_backend(backend)
 
     with ui.progress(f"generating {request.duration:g} s with musicgen {request.model}", total=None) as progress:
-        result = chosen.run("musicgen", request, model=request.model, progress=progress)
+        result = chosen.run(jobs.audio_family(request), request, model=request.model, progress=progress)
     for item in jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"):
         ui.info(f"{item.paths[0].name}: {item.summary['duration']:.1f} s, {item.summary['channels']} ch, seed {item.summary['seed']}")
         ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})

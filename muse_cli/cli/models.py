@@ -68,7 +68,7 @@ def models_pull(
     """Download a model's weights into the Hugging Face cache for --backend local."""
     from muse_cli import ui as ui_mod
     from muse_cli.catalog import by_name
-    from muse_cli.errors import InputError, RuntimeFailure
+    from muse_cli.errors import InputError, MuseError, RuntimeFailure
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     entry = by_name(name)
@@ -77,11 +77,25 @@ def models_pull(
         raise InputError(f"{name!r} is built in: nothing to download")
     if "/" not in hub_id:
         raise InputError(f"unknown model {name!r}: see `muse models` for names, or give a hub id like org/name")
-    from huggingface_hub import snapshot_download
+    import os
 
+    from muse_cli.net import can_connect
+
+    ok, where = can_connect(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    if not ok:
+        raise RuntimeFailure(f"cannot reach the Hugging Face Hub at {where}", hint="connect to the internet, or use --backend modal")
     with ui.progress(f"downloading {hub_id}"):
         try:
-            path = snapshot_download(hub_id)
+            if entry is not None and entry.family == "musicgen":
+                from muse_cli.engines.musicgen import pull  # only the weight files the engine loads
+
+                path = str(pull(entry.name))
+            else:
+                from huggingface_hub import snapshot_download
+
+                path = snapshot_download(hub_id)
+        except MuseError:
+            raise
         except Exception as exc:  # network, auth, missing repo: all end the same way for the user
             raise RuntimeFailure(
                 f"could not download {hub_id}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
