@@ -77,13 +77,11 @@ def models_pull(
         raise InputError(f"{name!r} is built in: nothing to download")
     if "/" not in hub_id:
         raise InputError(f"unknown model {name!r}: see `muse models` for names, or give a hub id like org/name")
-    import os
+    from muse_cli import hub
 
-    from muse_cli.net import can_connect
-
-    ok, where = can_connect(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    if not ok:
-        raise RuntimeFailure(f"cannot reach the Hugging Face Hub at {where}", hint="connect to the internet, or use --backend modal")
+    why = hub.why_offline()
+    if why is not None:
+        raise RuntimeFailure(f"cannot download {hub_id}: {why}", hint="connect to the internet, or use --backend modal")
     with ui.progress(f"downloading {hub_id}"):
         try:
             if entry is not None and entry.family == "musicgen":

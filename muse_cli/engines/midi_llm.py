@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from muse_cli.contracts import MidiRequest, MidiResult, MidiSample
+from muse_cli import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.music import amt
@@ -253,10 +254,6 @@ def _is_local_path(model: str) -> bool:
     return os.path.exists(os.path.expanduser(model)) or model.startswith((".", "/", "~"))
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 class MidiLLMEngine:
     name = "midi-llm"
 
@@ -293,15 +290,13 @@ class MidiLLMEngine:
             if not os.path.isdir(path):
                 raise RuntimeFailure(f"model folder not found: {self.model_id}", hint=PULL_HINT)
             return path, True
-        if _offline():
-            from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache
 
-            cached = try_to_load_from_cache(self.model_id, "config.json")
-            if not isinstance(cached, str):
-                raise RuntimeFailure(
-                    f"model {self.model_id} is not downloaded and HF_HUB_OFFLINE is set", hint=PULL_HINT
-                )
+        if isinstance(try_to_load_from_cache(self.model_id, "config.json"), str):
             return self.model_id, True
+        why = hub.why_offline()
+        if why is not None:
+            raise RuntimeFailure(f"model {self.model_id} is not downloaded and {why}", hint=PULL_HINT)
         return self.model_id, False
 
     def load(self) -> None:

@@ -33,6 +33,7 @@ from muse_cli.contracts import (
     AudioRequest,
     AudioResult,
 )
+from muse_cli import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.progress import ProgressFn, null_progress
@@ -88,18 +89,6 @@ def is_melody_model(model_id: str) -> bool:
 # ---------------------------------------------------------------------------- weights on disk
 
 
-def _offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    if value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except ImportError:
-        return False
-
-
 def _cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of a hub model, or None; never touches the network."""
     try:
@@ -129,12 +118,11 @@ def pull(model: str) -> Path:
     if Path(model_id).is_dir():
         return Path(model_id)
     cached = _cached_snapshot(model_id)
-    if _offline():
+    why = hub.why_offline()
+    if why is not None:
         if cached is not None:
             return cached
-        raise RuntimeFailure(
-            f"cannot download {model_id}: HF_HUB_OFFLINE is set", hint="unset HF_HUB_OFFLINE and run it again"
-        )
+        raise RuntimeFailure(f"cannot download {model_id}: {why}", hint="connect to the internet (and unset HF_HUB_OFFLINE)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -164,11 +152,11 @@ def locate(model_id: str) -> Path:
     cached = _cached_snapshot(model_id)
     if cached is not None:
         return cached
-    if _offline():
+    why = hub.why_offline()
+    if why is not None:
         name = short_name(model_id)
         raise RuntimeFailure(
-            f"model {model_id} is not downloaded and the hub is offline (HF_HUB_OFFLINE)",
-            hint=f"run muse models pull {name} while online",
+            f"model {model_id} is not downloaded and {why}", hint=f"run muse models pull {name} while online"
         )
     return pull(model_id)
 
