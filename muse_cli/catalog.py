@@ -46,6 +46,13 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("stereo-melody-large", "musicgen", "facebook/musicgen-stereo-melody-large", "L40S", 120, "stereo, melody"),
     ModelEntry("midi-llm", "midi-llm", "slseanwu/MIDI-LLM_Llama-3.2-1B", "L4", 20, "Llama 3.2 1B + AMT vocabulary; per minute of MIDI"),
     ModelEntry("etude", "etude", "built-in", "CPU", 0, "built-in composer, runs locally, free"),
+    ModelEntry("acestep", "acestep", "ACE-Step/ACE-Step-v1-3.5B", "L40S", 12, "songs with vocals, 48 kHz; per minute of song"),
+    ModelEntry("lyrics", "lyrics", "Qwen/Qwen2.5-7B-Instruct", "A10G", 8, "tags, lyrics, categories; per song minute"),
+    ModelEntry("cover", "cover", "stabilityai/sdxl-turbo", "A10G", 1, "cover art, 2 steps; per song"),
+    ModelEntry("ace-step", "acestep", "ACE-Step/ACE-Step-v1-3.5B", "L40S", 6, "3.5B diffusion, 48 kHz songs up to 240 s, 60 steps"),
+    ModelEntry("qwen2.5-7b", "lyrics", "Qwen/Qwen2.5-7B-Instruct", "A10G", 5, "song tags and lyrics; ~15 s per song, per minute of a 3 min song"),
+    ModelEntry("sdxl-turbo", "cover", "stabilityai/sdxl-turbo", "A10G", 1, "cover art, 1 step; ~3 s per song, per minute of a 3 min song"),
+    ModelEntry("percepiano-ast", "piano", "user-checkpoint", "L4", 2, "Flax AST, your checkpoint on the weights Volume; per minute analysed"),
 )
 
 

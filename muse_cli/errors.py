@@ -41,5 +41,10 @@ class RuntimeFailure(MuseError):
     exit_code = ExitCode.FAILURE
 
 
+class Unavailable(RuntimeFailure):
+    """The work cannot run here as things stand: not deployed, not installed, not downloaded,
+    unreachable, no credentials or checkpoint. The hint says what makes it available."""
+
+
 class TransientFailure(RuntimeFailure):
     """A failure worth retrying (timeouts, lost containers, connection drops)."""

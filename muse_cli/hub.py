@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 REACH_TIMEOUT_S = 2.0
 
@@ -29,3 +30,29 @@ def why_offline() -> str | None:
         return "HF_HUB_OFFLINE is set"
     ok, where = reachable()
     return None if ok else f"the Hub at {where} is unreachable"
+
+
+def require_weights(model_id: str, marker: str = "config.json", pull_name: str | None = None) -> None:
+    """Fail in seconds, naming `muse models pull`, when a hub model is neither on disk nor fetchable.
+
+    `marker` is a file every snapshot of that kind has (config.json; model_index.json for
+    diffusers pipelines). Local folders and cached snapshots pass; so does an online machine.
+    """
+    from muse_cli.errors import Unavailable
+
+    if Path(model_id).expanduser().exists():
+        return
+    if model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1:
+        raise Unavailable(f"no model folder at {model_id}", hint="check the path, or give a hub id like org/name")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return
+    if isinstance(try_to_load_from_cache(model_id, marker), str):
+        return
+    why = why_offline()
+    if why is not None:
+        raise Unavailable(
+            f"model {model_id} is not downloaded and {why}",
+            hint=f"run muse models pull {pull_name or model_id} while online, or use --backend modal",
+        )

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ValidationError
 
 from muse_cli.contracts import PROTOCOL_VERSION
-from muse_cli.errors import InputError, MuseError, TransientFailure
+from muse_cli.errors import InputError, MuseError, TransientFailure, Unavailable
 
 
 def _error(kind: str, message: str, hint: str | None = None) -> dict[str, Any]:
@@ -47,6 +47,8 @@ def _run(engine: Any, request: BaseModel, progress: Any) -> dict[str, Any]:
         return _error("input", exc.message, exc.hint)
     except TransientFailure as exc:
         return _error("transient", exc.message, exc.hint)
+    except Unavailable as exc:
+        return _error("unavailable", exc.message, exc.hint)
     except MuseError as exc:
         return _error("runtime", exc.message, exc.hint)
     except Exception as exc:  # the container must always answer in protocol, never with a traceback pickle

@@ -14,6 +14,12 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MODAL_CONFIG_PATH", str(home / ".modal.toml"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:  # huggingface_hub reads the variable once at import, maybe before this fixture ran
+        import huggingface_hub.constants as hf_constants
+
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    except ImportError:
+        pass
     yield
 
 

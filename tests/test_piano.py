@@ -326,7 +326,7 @@ def test_modal_class_local(ckpt_dir, engine, segments):
     reply = PianoModel(model=str(ckpt_dir / "tiny.safetensors")).generate.local(payload)
     assert reply["result"]["mean"] == engine.generate(request_of(segments)).mean
     events = list(PianoModel(model=str(ckpt_dir / "absent.msgpack")).generate_stream.local(payload))
-    assert events[-1]["error"]["type"] == "runtime"
+    assert events[-1]["error"]["type"] == "unavailable"
     assert "muse models upload piano" in events[-1]["error"]["hint"]
     pkl = ckpt_dir / "model.pkl"
     pkl.write_bytes(pickle.dumps({"params": {}}, protocol=4))

@@ -122,7 +122,7 @@ def test_lyrics_engine_token_budget_caps_tags(llm, monkeypatch):
 def test_lyrics_engine_missing_model_is_a_runtime_failure(tmp_path):
     from muse_cli.engines.lyrics import LyricsEngine
 
-    with pytest.raises(RuntimeFailure, match="cannot load the lyrics model"):
+    with pytest.raises(RuntimeFailure, match="no model folder"):
         LyricsEngine(str(tmp_path / "absent")).load()
 
 
@@ -370,7 +370,7 @@ def test_modal_acestep_class_without_package_answers_in_protocol(tmp_path):
     from remote.song import AceStep
 
     reply = AceStep(model=str(tmp_path)).generate.local(payload(ace_request()))
-    assert reply["error"]["type"] == "runtime"
+    assert reply["error"]["type"] == "unavailable"
     assert "ACE-Step is not installed" in reply["error"]["message"]
     bad = {"protocol": PROTOCOL_VERSION, "request": {**ace_request().model_dump(), "duration": 999}}
     assert AceStep(model=str(tmp_path)).generate.local(bad)["error"]["type"] == "input"

@@ -17,6 +17,8 @@ BackendName = Literal["auto", "modal", "local"]
 
 def modal_credentials_present() -> bool:
     """Modal credentials configured? Read the env and ~/.modal.toml without importing modal."""
+    if os.environ.get("MODAL_IS_REMOTE") == "1":  # inside a Modal container its own identity authenticates
+        return True
     if os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"):
         return True
     config = Path(os.environ.get("MODAL_CONFIG_PATH") or Path.home() / ".modal.toml")

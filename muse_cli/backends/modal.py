@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 from muse_cli.backends.registry import family as get_family
 from muse_cli.contracts import PROTOCOL_VERSION
-from muse_cli.errors import InputError, MuseError, RuntimeFailure, TransientFailure
+from muse_cli.errors import InputError, MuseError, RuntimeFailure, TransientFailure, Unavailable
 from muse_cli.progress import ProgressFn, null_progress
 
 APP_NAME = "muse"
@@ -35,15 +35,26 @@ def reachable(timeout: float = REACH_TIMEOUT_S) -> tuple[bool, str]:
     return can_connect(modal_server(), timeout)
 
 
+def require_modal(setup_hint: str = HINT_SETUP) -> None:
+    """Credentials present and the API reachable, checked in seconds, before anything waits on Modal."""
+    from muse_cli.backends import modal_credentials_present
+
+    if not modal_credentials_present():
+        raise Unavailable("no Modal credentials found", hint=setup_hint)
+    ok, where = reachable()
+    if not ok:
+        raise Unavailable(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+
+
 def translate(exc: BaseException) -> MuseError:
     """Modal's exceptions -> one-line muse errors with the next command to run."""
     import modal.exception as me
 
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, me.AuthError):
-        return RuntimeFailure(f"Modal rejected the credentials: {text}", hint=HINT_SETUP)
+        return Unavailable(f"Modal rejected the credentials: {text}", hint=HINT_SETUP)
     if isinstance(exc, me.NotFoundError):
-        return RuntimeFailure(f"the muse app is not deployed in this Modal workspace ({text})", hint=HINT_DEPLOY)
+        return Unavailable(f"the muse app is not deployed in this Modal workspace ({text})", hint=HINT_DEPLOY)
     if isinstance(exc, (me.FunctionTimeoutError, getattr(me, "TimeoutError", me.FunctionTimeoutError))):
         return TransientFailure(f"the remote call timed out: {text}", hint="try a shorter duration or retry")
     if isinstance(exc, me.ConnectionError):
@@ -56,7 +67,7 @@ def translate(exc: BaseException) -> MuseError:
 def unpack(reply: dict[str, Any], result_type: Any) -> Any:
     """A protocol reply -> the result contract, or the error it carries raised as a muse error."""
     if reply.get("protocol") != PROTOCOL_VERSION:
-        raise RuntimeFailure(
+        raise Unavailable(
             f"deployed app is protocol version {reply.get('protocol')}, this client needs {PROTOCOL_VERSION}",
             hint="run muse deploy",
         )
@@ -70,7 +81,9 @@ def unpack(reply: dict[str, Any], result_type: Any) -> Any:
         if kind == "oom":
             raise RuntimeFailure(f"the GPU ran out of memory: {message}", hint or "use a smaller model or a shorter duration")
         if kind == "version":
-            raise RuntimeFailure(message, hint or "run muse deploy")
+            raise Unavailable(message, hint or "run muse deploy")
+        if kind == "unavailable":
+            raise Unavailable(message, hint)
         raise RuntimeFailure(message, hint)
     return result_type.model_validate(reply["result"])
 
@@ -90,16 +103,10 @@ class ModalBackend:
         with self._check_lock:
             if self._checked:
                 return
-            from muse_cli.backends import modal_credentials_present
-
-            if not modal_credentials_present():
-                raise RuntimeFailure("no Modal credentials found", hint=HINT_SETUP)
-            ok, where = reachable()
-            if not ok:
-                raise RuntimeFailure(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+            require_modal()
             info = self.app_info()
             if info.get("protocol") != PROTOCOL_VERSION:
-                raise RuntimeFailure(
+                raise Unavailable(
                     f"deployed app is version {info.get('app_version')} (protocol {info.get('protocol')}), "
                     f"this client needs protocol {PROTOCOL_VERSION}",
                     hint="run muse deploy",
@@ -213,13 +220,7 @@ WEIGHTS_VOLUME = "muse-weights"
 
 def upload_to_volume(local: Any, remote_path: str, force: bool = False) -> str:
     """Put a local file on the weights Volume (what the deployed classes mount at /weights)."""
-    from muse_cli.backends import modal_credentials_present
-
-    if not modal_credentials_present():
-        raise RuntimeFailure("no Modal credentials found", hint=HINT_SETUP)
-    ok, where = reachable()
-    if not ok:
-        raise RuntimeFailure(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+    require_modal()
     import modal
 
     target = "/" + remote_path.lstrip("/")

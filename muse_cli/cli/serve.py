@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -46,10 +46,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the API token; if unset, a token is generated and printed once.")] = "MUSE_API_TOKEN",
     backend: Annotated[str, typer.Option("--backend", help="Where jobs run: local (engines in this process) or modal.")] = "local",
-    storage_dir: Annotated[Optional[Path], typer.Option("--storage-dir", help="Folder for large results fetched by key (default: a temporary folder removed on exit).", show_default=False)] = None,
-    model: Annotated[Optional[list[str]], typer.Option("--model", help="Also serve this MusicGen checkpoint: NAME=PATH or NAME=hub-id (repeatable).", show_default=False)] = None,
-    default_model: Annotated[Optional[str], typer.Option("--default-model", help="MusicGen model for requests that name none (and /generate_endpoint). [default: small]", show_default=False)] = None,
-    cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable).", show_default=False)] = None,
+    storage_dir: Annotated[Path | None, typer.Option("--storage-dir", help="Folder for large results fetched by key (default: a temporary folder removed on exit).", show_default=False)] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Also serve this MusicGen checkpoint: NAME=PATH or NAME=hub-id (repeatable).", show_default=False)] = None,
+    default_model: Annotated[str | None, typer.Option("--default-model", help="MusicGen model for requests that name none (and /generate_endpoint). [default: small]", show_default=False)] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable).", show_default=False)] = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:

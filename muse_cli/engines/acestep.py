@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from muse_cli.contracts import AceStepRequest, AceStepResult
 from muse_cli.engines.base import resolve_seed
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, RuntimeFailure, Unavailable
 from muse_cli.progress import ProgressFn, null_progress
 
 DEFAULT_MODEL = "ACE-Step/ACE-Step-v1-3.5B"
@@ -152,7 +152,7 @@ class AceStepEngine:
             import torch
             from acestep import pipeline_ace_step
         except ImportError as exc:
-            raise RuntimeFailure(f"ACE-Step is not installed here ({exc.name} is missing)", hint=INSTALL_HINT) from None
+            raise Unavailable(f"ACE-Step is not installed here ({exc.name} is missing)", hint=INSTALL_HINT) from None
         try:
             from loguru import logger
 

@@ -13,6 +13,7 @@ import time
 import warnings
 from typing import Any
 
+from muse_cli import hub
 from muse_cli.contracts import CoverRequest, CoverResult
 from muse_cli.engines.base import resolve_seed
 from muse_cli.errors import RuntimeFailure
@@ -37,6 +38,7 @@ class CoverEngine:
         self._lock = threading.Lock()  # one diffusers pipeline call at a time (scheduler state)
 
     def load(self) -> None:
+        hub.require_weights(self.model_id, marker="model_index.json", pull_name="cover")
         import torch
         from diffusers import AutoPipelineForText2Image
         from diffusers.utils import logging as diffusers_logging

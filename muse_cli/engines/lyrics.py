@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from muse_cli import hub
 from muse_cli.contracts import LyricsRequest, LyricsResult
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import RuntimeFailure
@@ -55,6 +56,7 @@ class LyricsEngine:
         self._lock = threading.Lock()  # sampling draws from torch's global RNG: one generation at a time
 
     def load(self) -> None:
+        hub.require_weights(self.model_id, pull_name="lyrics")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from muse_cli.contracts import MidiRequest, MidiResult, MidiSample
 from muse_cli import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, RuntimeFailure, Unavailable
 from muse_cli.music import amt
 from muse_cli.progress import ProgressFn, null_progress
 
@@ -294,9 +294,7 @@ class MidiLLMEngine:
 
         if isinstance(try_to_load_from_cache(self.model_id, "config.json"), str):
             return self.model_id, True
-        why = hub.why_offline()
-        if why is not None:
-            raise RuntimeFailure(f"model {self.model_id} is not downloaded and {why}", hint=PULL_HINT)
+        hub.require_weights(self.model_id, pull_name="midi-llm")
         return self.model_id, False
 
     def load(self) -> None:

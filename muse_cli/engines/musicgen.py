@@ -35,7 +35,7 @@ from muse_cli.contracts import (
 )
 from muse_cli import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, RuntimeFailure, Unavailable
 from muse_cli.progress import ProgressFn, null_progress
 
 ENGINE_NAME = "musicgen"
@@ -122,7 +122,7 @@ def pull(model: str) -> Path:
     if why is not None:
         if cached is not None:
             return cached
-        raise RuntimeFailure(f"cannot download {model_id}: {why}", hint="connect to the internet (and unset HF_HUB_OFFLINE)")
+        raise Unavailable(f"cannot download {model_id}: {why}", hint="connect to the internet (and unset HF_HUB_OFFLINE)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -155,7 +155,7 @@ def locate(model_id: str) -> Path:
     why = hub.why_offline()
     if why is not None:
         name = short_name(model_id)
-        raise RuntimeFailure(
+        raise Unavailable(
             f"model {model_id} is not downloaded and {why}", hint=f"run muse models pull {name} while online"
         )
     return pull(model_id)
@@ -297,7 +297,7 @@ class MusicGenEngine:
         try:
             from audiocraft.models import MultiBandDiffusion
         except ImportError:
-            raise RuntimeFailure("decoder mbd needs audiocraft, which is not installed here", hint=MBD_HINT) from None
+            raise Unavailable("decoder mbd needs audiocraft, which is not installed here", hint=MBD_HINT) from None
         self.mbd = MultiBandDiffusion.get_mbd_musicgen(device=self.device)
 
     # -- properties of the loaded model

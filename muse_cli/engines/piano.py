@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from muse_cli.contracts import PIANO_DIMENSIONS, PIANO_SEGMENT_SHAPE, PianoRequest, PianoResult
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, RuntimeFailure, Unavailable
 from muse_cli.progress import ProgressFn, null_progress
 
 SAMPLE_RATE = 22050
@@ -437,14 +437,14 @@ def resolve_checkpoint(model: str, dirs: list[Path] | None = None) -> Path:
     if given.is_file():
         return given
     if given.is_absolute() or os.sep in model:
-        raise RuntimeFailure(f"no piano model checkpoint at {given}", hint=NO_CHECKPOINT_HINT)
+        raise Unavailable(f"no piano model checkpoint at {given}", hint=NO_CHECKPOINT_HINT)
     folders = checkpoint_dirs() if dirs is None else dirs
     for folder in folders:
         for candidate in (folder / model, *(folder / f"{model}{s}" for s in CHECKPOINT_SUFFIXES)):
             if candidate.is_file():
                 return candidate
     where = ", ".join(str(f) for f in folders) or "no folder"
-    raise RuntimeFailure(f"no piano model checkpoint named {model!r} (looked in {where})", hint=NO_CHECKPOINT_HINT)
+    raise Unavailable(f"no piano model checkpoint named {model!r} (looked in {where})", hint=NO_CHECKPOINT_HINT)
 
 
 # ------------------------------------------------------------------------------------ engine
@@ -501,7 +501,7 @@ class PianoEngine:
         if self._forward is None or self.checkpoint is None:
             if self._failure is not None:
                 raise self._failure
-            raise RuntimeFailure("piano model checkpoint is not loaded", hint=NO_CHECKPOINT_HINT)
+            raise Unavailable("piano model checkpoint is not loaded", hint=NO_CHECKPOINT_HINT)
         segments = np.frombuffer(request.segments, dtype="<f4").reshape(request.n_segments, *PIANO_SEGMENT_SHAPE)
         if not np.isfinite(segments).all():
             raise InputError("segments contain NaN or infinite values")
