@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, MuseError, RuntimeFailure
 
 
 def _import_remote() -> Any:
@@ -31,31 +31,68 @@ def plan() -> list[dict[str, Any]]:
     for svc in SERVICES.values():
         entry = svc.as_dict()
         spec = IMAGES[svc.image]
-        entry["packages"] = list(spec.all_packages)
-        entry["git"] = [c for c in spec.commands if "git+" in c]
+        entry["packages"] = list(spec.every_pin)
+        entry["no_deps"] = list(spec.no_deps)
+        entry["git"] = [p for p in spec.every_pin if "git+" in p] + [c for c in spec.commands if "git+" in c]
+        entry["apt"] = list(spec.apt)
+        entry["python"] = spec.python
         entries.append(entry)
     return entries
 
 
+def ensure_secrets() -> dict[str, str]:
+    """Create the Secrets the app mounts that do not exist yet, each with a new random token.
+
+    A missing Secret would fail the whole deploy. Returns {secret name: "KEY=token"} for the ones
+    created, so the caller can show the token once (Modal never shows a Secret's value again).
+    """
+    import secrets as token_source
+
+    import modal
+    import modal.exception
+
+    from remote.plan import SERVICES
+    from remote.web import SECRET_NAME, TOKEN_ENV
+
+    generated = {SECRET_NAME: TOKEN_ENV}
+    created: dict[str, str] = {}
+    for name in sorted({s for svc in SERVICES.values() for s in svc.secrets}):
+        try:
+            modal.Secret.from_name(name).hydrate()
+            continue
+        except modal.exception.NotFoundError:
+            pass
+        if name not in generated:
+            raise RuntimeFailure(f"the Modal Secret {name!r} does not exist", hint=f"modal secret create {name} KEY=value")
+        token = token_source.token_urlsafe(32)
+        modal.Secret.objects.create(name, {generated[name]: token}, allow_existing=True)
+        created[name] = f"{generated[name]}={token}"
+    return created
+
+
 def deploy_app(show_logs: bool = False) -> str | None:
     """Deploy with Modal's public API; returns the app's dashboard URL when Modal gives one."""
-    from muse_cli.backends import modal_credentials_present
-    from muse_cli.backends.modal import HINT_OFFLINE, HINT_SETUP, reachable, translate
+    from muse_cli.backends.modal import require_modal, translate
 
-    if not modal_credentials_present():
-        raise RuntimeFailure("no Modal credentials found", hint=HINT_SETUP.replace(", or use --backend local", ""))
-    ok, where = reachable()
-    if not ok:
-        raise RuntimeFailure(f"cannot reach Modal at {where}", hint=HINT_OFFLINE)
+    require_modal(setup_hint="run `modal setup` (or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET)")
     remote_app = _import_remote()
     import contextlib
 
     import modal
 
     output = modal.enable_output() if show_logs else contextlib.nullcontext()
+    from muse_cli import ui as ui_mod
+
     try:
+        for name, assignment in ensure_secrets().items():
+            ui_mod.current().notice(
+                f"created the Modal Secret {name} with {assignment}: keep it, the HTTP API asks for it "
+                "and Modal will not show it again"
+            )
         with output:
             remote_app.app.deploy(name=remote_app.APP_NAME)
+    except MuseError:
+        raise
     except Exception as exc:
         raise translate(exc) from exc
     return getattr(remote_app.app, "app_page_url", None)

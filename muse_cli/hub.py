@@ -32,7 +32,7 @@ def why_offline() -> str | None:
     return None if ok else f"the Hub at {where} is unreachable"
 
 
-def require_weights(model_id: str, marker: str = "config.json", pull_name: str | None = None) -> None:
+def require_weights(model_id: str, marker: str = "config.json") -> None:
     """Fail in seconds, naming `muse models pull`, when a hub model is neither on disk nor fetchable.
 
     `marker` is a file every snapshot of that kind has (config.json; model_index.json for
@@ -52,7 +52,10 @@ def require_weights(model_id: str, marker: str = "config.json", pull_name: str |
         return
     why = why_offline()
     if why is not None:
+        from muse_cli.catalog import by_name
+
+        entry = by_name(model_id)
         raise Unavailable(
             f"model {model_id} is not downloaded and {why}",
-            hint=f"run muse models pull {pull_name or model_id} while online, or use --backend modal",
+            hint=f"run muse models pull {entry.name if entry else model_id} while online, or use --backend modal",
         )

@@ -14,16 +14,19 @@ import os
 
 import modal
 
+from muse_cli.catalog import gpu_for
 from remote import common
 from remote.app import app
-from remote.images import WEIGHTS_DIR, base_image, weights_volume
+from remote.images import image, weights_volume
+from remote.plan import service
 
 DEFAULT_MODEL = "slseanwu/MIDI-LLM_Llama-3.2-1B"
 RUNTIME_ENV = "MUSE_MIDI_LLM_RUNTIME"
 
-midi_llm_image = base_image(
-    "vllm==0.11.0", "transformers==4.57.1", "huggingface_hub==0.36.0", "tokenizers==0.22.1"
-).env({RUNTIME_ENV: "vllm"})
+midi_llm_image = image(
+    "midi-llm", "vllm==0.11.0", "transformers==4.57.1", "huggingface_hub[hf_transfer]==0.36.0", "tokenizers==0.22.1",
+    env={RUNTIME_ENV: "vllm"},
+)
 
 
 def _cached(model: str) -> bool:
@@ -34,14 +37,11 @@ def _cached(model: str) -> bool:
     return isinstance(try_to_load_from_cache(model, "config.json"), str)
 
 
-@app.cls(
-    image=midi_llm_image,
-    gpu="L4",  # 24 GB, Ada: bf16 and native fp8 for a 1B model with room for 16 x 8k-token KV caches
-    volumes={WEIGHTS_DIR: weights_volume},
-    timeout=600,
-    scaledown_window=120,
-    retries=modal.Retries(max_retries=1, initial_delay=2.0),
-)
+@app.cls(**service(
+    "MidiLLM", image=midi_llm_image, image_name="midi-llm",
+    gpu=gpu_for("midi-llm", DEFAULT_MODEL),  # L4: 24 GB, Ada, bf16 and fp8; room for 16 x 8k-token KV caches
+    timeout=600, scaledown_window=120, retries=1,
+))
 class MidiLLM:
     model: str = modal.parameter(default=DEFAULT_MODEL)
     fp8: bool = modal.parameter(default=False)

@@ -9,19 +9,23 @@ from pathlib import Path
 
 import modal
 
+from muse_cli.catalog import gpu_for
 from remote import common
 from remote.app import app
-from remote.images import WEIGHTS_DIR, base_image, weights_volume
+from remote.images import WEIGHTS_DIR, image
+from remote.plan import service
 
 PIANO_DIR = f"{WEIGHTS_DIR}/piano"
 
-piano_image = base_image("jax[cuda12]==0.10.2", "flax==0.12.8", "safetensors==0.8.0")
+DEFAULT_MODEL = "percepiano-ast"
+
+piano_image = image("piano", "jax[cuda12]==0.10.2", "flax==0.12.8", "safetensors==0.8.0")
 
 
-@app.cls(image=piano_image, gpu="L4", volumes={WEIGHTS_DIR: weights_volume}, timeout=600,
-         scaledown_window=120, retries=1)
+@app.cls(**service("PianoModel", image=piano_image, image_name="piano", gpu=gpu_for("piano", DEFAULT_MODEL),
+                   timeout=600, scaledown_window=120, retries=1))
 class PianoModel:
-    model: str = modal.parameter(default="percepiano-ast")
+    model: str = modal.parameter(default=DEFAULT_MODEL)
     trust: bool = modal.parameter(default=False)
 
     @modal.enter()

@@ -12,7 +12,7 @@ from typing import Any
 
 import modal
 
-from remote.images import IMAGES, WEIGHTS_DIR, WEIGHTS_VOLUME, weights_volume
+from remote.images import IMAGES, WEIGHTS_DIR, weights_volume
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,18 @@ def service(
     retries: int = 0,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Record a class/function and return its decorator kwargs. Weight loaders get the Volume."""
+    """Record a class/function and return its decorator kwargs. Weight loaders get the weights Volume."""
     if image_name not in IMAGES:
         raise ValueError(f"image {image_name!r} was not declared with remote.images.image()")
+    if name in SERVICES:
+        raise ValueError(f"{name!r} is declared twice")
+    volumes: dict[str, Any] = dict(extra.pop("volumes", None) or {})
+    if loads_weights:
+        volumes[WEIGHTS_DIR] = weights_volume
     SERVICES[name] = Service(
         name, kind, image_name, gpu, timeout, scaledown_window, enable_memory_snapshot,
-        (f"{WEIGHTS_VOLUME}:{WEIGHTS_DIR}",) if loads_weights else (), tuple(secrets), loads_weights, retries,
+        tuple(f"{getattr(v, 'name', None) or '?'}:{path}" for path, v in volumes.items()), tuple(secrets),
+        loads_weights, retries,
     )
     kwargs: dict[str, Any] = dict(image=image, timeout=timeout, **extra)
     if gpu:
@@ -65,8 +71,8 @@ def service(
         kwargs["scaledown_window"] = scaledown_window
     if enable_memory_snapshot:
         kwargs["enable_memory_snapshot"] = True
-    if loads_weights:
-        kwargs["volumes"] = {WEIGHTS_DIR: weights_volume}
+    if volumes:
+        kwargs["volumes"] = volumes
     if secrets:
         kwargs["secrets"] = [modal.Secret.from_name(s) for s in secrets]
     if retries:

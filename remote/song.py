@@ -11,11 +11,19 @@ snapshot would restore a model living on the CPU.
 
 import modal
 
-from muse_cli.engines.acestep import ACESTEP_COMMIT, ACESTEP_REPO  # light: no torch at import
+from muse_cli.catalog import gpu_for
+from muse_cli.engines.acestep import (  # light: no torch at import
+    ACESTEP_COMMIT,
+    ACESTEP_REPO,
+)
 from remote import common
 from remote.app import app
 from remote.images import image
 from remote.plan import service
+
+ACESTEP_MODEL = "ACE-Step/ACE-Step-v1-3.5B"
+LYRICS_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+COVER_MODEL = "stabilityai/sdxl-turbo"
 
 acestep_image = image(
     "acestep",
@@ -23,16 +31,33 @@ acestep_image = image(
     "torchaudio==2.7.1",  # ACE-Step saves through torchaudio.save(backend=...), gone in 2.9
     "torchvision==0.22.1",
     "transformers==4.50.0",
+    "huggingface_hub[hf_transfer]==0.30.2",
     "diffusers==0.33.1",
     "accelerate==1.6.0",
     "peft==0.15.2",  # of the same season as transformers 4.50; newer peft expects newer transformers
-    f"ace-step @ git+{ACESTEP_REPO}@{ACESTEP_COMMIT}",
+    # ACE-Step's own requirements.txt leaves gradio and torch unpinned and pulls its GUI and training
+    # stack; it is installed with --no-deps and these are what its pipeline imports, pinned.
+    "librosa==0.11.0",
+    "loguru==0.7.3",
+    "tqdm==4.67.1",
+    "pypinyin==0.53.0",
+    "py3langid==0.3.0",
+    "hangul-romanize==0.1.0",
+    "num2words==0.5.14",
+    "spacy==3.8.4",
+    "cutlet==0.5.0",
+    "fugashi==1.4.0",
+    "unidic-lite==1.0.8",
+    no_deps=(f"ace-step @ git+{ACESTEP_REPO}@{ACESTEP_COMMIT}",),
     apt=("git",),
 )
-lyrics_image = image("lyrics", "torch==2.8.0", "transformers==4.57.6", "tokenizers==0.22.1", "accelerate==1.11.0")
+lyrics_image = image(
+    "lyrics", "torch==2.8.0", "transformers==4.57.6", "huggingface_hub[hf_transfer]==0.36.0", "tokenizers==0.22.1",
+    "accelerate==1.11.0",
+)
 cover_image = image(
-    "cover", "torch==2.8.0", "diffusers==0.36.0", "transformers==4.57.6", "tokenizers==0.22.1",
-    "accelerate==1.11.0", "pillow==11.3.0",
+    "cover", "torch==2.8.0", "diffusers==0.36.0", "transformers==4.57.6", "huggingface_hub[hf_transfer]==0.36.0",
+    "tokenizers==0.22.1", "accelerate==1.11.0", "pillow==11.3.0",
 )
 
 
@@ -47,10 +72,11 @@ def _load(engine: object) -> None:
         pass
 
 
-@app.cls(**service("AceStep", image=acestep_image, image_name="acestep", gpu="L40S", timeout=900,
+@app.cls(**service("AceStep", image=acestep_image, image_name="acestep",
+                   gpu=gpu_for("acestep", ACESTEP_MODEL), timeout=900,
                    scaledown_window=120, retries=1))
 class AceStep:
-    model: str = modal.parameter(default="ACE-Step/ACE-Step-v1-3.5B")
+    model: str = modal.parameter(default=ACESTEP_MODEL)
 
     @modal.enter()
     def load(self) -> None:
@@ -79,10 +105,11 @@ class AceStep:
         return info
 
 
-@app.cls(**service("LyricsLLM", image=lyrics_image, image_name="lyrics", gpu="A10G", timeout=600,
+@app.cls(**service("LyricsLLM", image=lyrics_image, image_name="lyrics",
+                   gpu=gpu_for("lyrics", LYRICS_MODEL), timeout=600,
                    scaledown_window=120, retries=1))
 class LyricsLLM:
-    model: str = modal.parameter(default="Qwen/Qwen2.5-7B-Instruct")
+    model: str = modal.parameter(default=LYRICS_MODEL)
 
     @modal.enter()
     def load(self) -> None:
@@ -108,10 +135,11 @@ class LyricsLLM:
         return common.health("lyrics", self.engine.model_id, self.engine)
 
 
-@app.cls(**service("CoverArt", image=cover_image, image_name="cover", gpu="A10G", timeout=300,
+@app.cls(**service("CoverArt", image=cover_image, image_name="cover",
+                   gpu=gpu_for("cover", COVER_MODEL), timeout=300,
                    scaledown_window=120, retries=1))
 class CoverArt:
-    model: str = modal.parameter(default="stabilityai/sdxl-turbo")
+    model: str = modal.parameter(default=COVER_MODEL)
 
     @modal.enter()
     def load(self) -> None:

@@ -21,8 +21,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import modal
 
@@ -59,13 +60,6 @@ ACCEPTED_AUDIO = {
     "audio/flac": "flac", "audio/x-flac": "flac", "audio/mpeg": "mp3",
 }
 
-_UNAVAILABLE = re.compile(
-    r"not deployed|cannot reach|no modal credentials|rejected the credentials|not installed|"
-    r"not downloaded|could not download|cannot download|cannot fetch|cannot load the|couldn't connect|"
-    r"muse deploy|models pull|modal setup",
-    re.IGNORECASE,
-)
-"""RuntimeFailure texts that mean "this model cannot run here" (503), not "it broke" (500)."""
 
 
 # ------------------------------------------------------------------------------------ storage
@@ -273,7 +267,7 @@ def invalid(fields: list[dict[str, str]]) -> ApiError:
 
 def from_muse_error(exc: Exception) -> ApiError:
     """InputError 422; cannot run here 503; retryable 503; any other failure 500, one line."""
-    from muse_cli.errors import InputError, TransientFailure
+    from muse_cli.errors import InputError, TransientFailure, Unavailable
 
     message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
     hint = getattr(exc, "hint", None)
@@ -281,7 +275,7 @@ def from_muse_error(exc: Exception) -> ApiError:
         return ApiError(422, "invalid_input", message, hint=hint)
     if isinstance(exc, TransientFailure):
         return ApiError(503, "temporarily_unavailable", message, hint=hint, headers={"retry-after": "5"})
-    if _UNAVAILABLE.search(f"{message} {hint or ''}"):
+    if isinstance(exc, Unavailable):  # not deployed, not installed, not downloaded: 503, not "it broke"
         return ApiError(503, "unavailable", message, hint=hint)
     return ApiError(500, "failed", message)
 
@@ -302,9 +296,7 @@ def run_job(kind_name: str, fields: dict[str, Any], backend: Any) -> tuple[Any, 
     from muse_cli.errors import MuseError
     from muse_cli.progress import null_progress
 
-    kind = jobs.KINDS.get(kind_name)
-    if kind is None:
-        raise ApiError(503, "unavailable", f"{kind_name} jobs are not available in this muse version")
+    kind = jobs.KINDS[kind_name]
     request = validate(kind.request_type(), fields)
     try:
         if kind.check is not None:
@@ -422,7 +414,7 @@ def create_app(
     default_audio_model: the model for requests that name none (and for /generate_endpoint).
     models: what /health lists as available; by default probed from the local backend.
     """
-    from typing import Annotated, Literal, Optional
+    from typing import Annotated, Literal
 
     from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
@@ -464,7 +456,7 @@ def create_app(
     )
     bearer = HTTPBearer(auto_error=False, description="the server's API token")
 
-    def authorized(credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]) -> None:
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         # The Gate middleware has already refused bad tokens; this declares the scheme in
         # OpenAPI and guards any route should the app be mounted without the Gate.
         header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
@@ -528,7 +520,7 @@ def create_app(
         ("duration", "temperature", "top_k", "top_p", "cfg_coef", "seed", "format"),
         overrides={
             "prompt": prompt_required(),
-            "model": (Optional[str], Field(None, description=f"a MusicGen name; default {audio_default}")),
+            "model": (str | None, Field(None, description=f"a MusicGen name; default {audio_default}")),
         },
         doc="MusicGen text-to-audio: one clip.",
     )
@@ -559,8 +551,8 @@ def create_app(
         notices: list[str] = []
 
     class AudioReply(BaseModel):
-        audio_base64: Optional[str] = Field(None, description="the audio file, base64 (when inline)")
-        audio_key: Optional[str] = Field(None, description="GET /v1/files/{key} (when too large to inline)")
+        audio_base64: str | None = Field(None, description="the audio file, base64 (when inline)")
+        audio_key: str | None = Field(None, description="GET /v1/files/{key} (when too large to inline)")
         format: AudioFormat
         sample_rate: int
         channels: int
@@ -575,10 +567,10 @@ def create_app(
         seed: int
 
     class SongReply(BaseModel):
-        audio_base64: Optional[str] = None
-        audio_key: Optional[str] = None
-        cover_base64: Optional[str] = Field(None, description="PNG, base64")
-        cover_key: Optional[str] = None
+        audio_base64: str | None = None
+        audio_key: str | None = None
+        cover_base64: str | None = Field(None, description="PNG, base64")
+        cover_key: str | None = None
         categories: list[str]
         format: AudioFormat
         sample_rate: int
@@ -594,15 +586,15 @@ def create_app(
 
     class AnalyzeReply(AnalysisReport):
         model_config = ConfigDict(frozen=True, extra="forbid")
-        midi_base64: Optional[str] = Field(None, description="the transcription as MIDI, when midi=true")
-        plot_base64: Optional[str] = Field(None, description="PNG plot, when plot=true")
+        midi_base64: str | None = Field(None, description="the transcription as MIDI, when midi=true")
+        plot_base64: str | None = Field(None, description="PNG plot, when plot=true")
 
     Delivery = Annotated[
         Literal["auto", "inline", "key"],
         Query(description="auto: inline up to the server's limit, else a key for GET /v1/files/{key}"),
     ]
 
-    def deliver(data: bytes, suffix: str, delivery: str) -> tuple[Optional[str], Optional[str]]:
+    def deliver(data: bytes, suffix: str, delivery: str) -> tuple[str | None, str | None]:
         """(base64, None) inline, or (None, key) stored."""
         if delivery == "inline" or (delivery == "auto" and len(data) <= inline_max_bytes):
             return b64(data), None
@@ -621,7 +613,7 @@ def create_app(
         return JSONResponse(api.openapi())
 
     def midi(body: BaseModel) -> dict[str, Any]:
-        request, outcome = run_job("midi", {**body.model_dump(exclude_unset=True), "count": 1}, backend)
+        _, outcome = run_job("midi", {**body.model_dump(exclude_unset=True), "count": 1}, backend)
         result = outcome.result
         sample = result.samples[0]
         return {"success": True, "midiData": b64(sample.midi), "metadata": sample.metadata, "model": result.model,
@@ -637,7 +629,7 @@ def create_app(
         """The earlier MIDI-LLM service's route and contract."""
         return midi(body)
 
-    def audio(fields: dict[str, Any], format_: Optional[str] = None) -> tuple[Any, Any]:
+    def audio(fields: dict[str, Any], format_: str | None = None) -> tuple[Any, Any]:
         name = fields.pop("model", None) or audio_default
         if name in aliases:
             model = aliases[name]
@@ -659,7 +651,7 @@ def create_app(
     def audio_v1(
         body: AudioBody,  # type: ignore[valid-type]
         delivery: Delivery = "auto",
-        accept: Annotated[Optional[str], Header()] = None,
+        accept: Annotated[str | None, Header()] = None,
     ) -> Any:
         """Generate one clip with MusicGen: the audio file (Accept: audio/wav or audio/flac) or JSON."""
         fields = body.model_dump(exclude_unset=True)
@@ -703,7 +695,7 @@ def create_app(
               response_model_exclude_none=False, responses=failures)
     def analyze_v1(
         file: Annotated[UploadFile, File(description="a WAV/FLAC/OGG/MP3 recording or a MIDI performance")],
-        transcribe: Annotated[Optional[bool], Form(description=analyze_defaults["transcribe"].description)] = None,
+        transcribe: Annotated[bool | None, Form(description=analyze_defaults["transcribe"].description)] = None,
         notes: Annotated[bool, Form(description=analyze_defaults["notes"].description)] = False,
         midi: Annotated[bool, Form(description=analyze_defaults["midi"].description)] = False,
         plot: Annotated[bool, Form(description=analyze_defaults["plot"].description)] = False,
@@ -764,7 +756,7 @@ web_image = image(
     "soxr==1.1.0",
     "onnxruntime==1.31.1",
     "matplotlib==3.11.2",
-    commands=("pip install --no-deps basic-pitch==0.4.0",),  # only its ONNX model file is used
+    no_deps=("basic-pitch==0.4.0",),  # only its ONNX model file is used
 )
 
 

@@ -367,10 +367,11 @@ def test_mbd_without_audiocraft_points_to_modal(engines, tiny):
 @pytest.mark.filterwarnings("ignore:The MusicGen.generate function is executing locally")
 def test_modal_class_runs_locally(tiny):
     pytest.importorskip("modal")
-    from remote.musicgen import GPU_BY_MODEL, MusicGen, gpu_for
+    from muse_cli.catalog import gpu_for
+    from remote.musicgen import MusicGen
 
-    assert set(GPU_BY_MODEL) >= {"small", "large", "melody", "stereo-large"}
-    assert gpu_for("large") in {"L40S", "A100", "A100-80GB"} and gpu_for("someone/x") == "A10G"
+    # One GPU table (the catalog): large models get the larger GPU, unknown ids keep the class default.
+    assert gpu_for("musicgen", "large") in {"L40S", "A100", "A100-80GB"} and gpu_for("musicgen", "someone/x") is None
     payload = {"protocol": PROTOCOL_VERSION, "request": req(tiny["mono"], duration=1).model_dump(mode="python")}
     reply = MusicGen(model=tiny["mono"]).generate.local(payload)
     assert "result" in reply, reply

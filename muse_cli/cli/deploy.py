@@ -13,6 +13,8 @@ from muse_cli.cli import options as o
 @app.command("deploy")
 def deploy(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be deployed; needs no network or credentials.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Resolve every image's pinned packages against PyPI (needs the index, not Modal); exit 1 if any would not build.")] = False,
+    image: Annotated[list[str] | None, typer.Option("--image", help="With --check: only this image (repeatable).", show_default=False)] = None,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -22,6 +24,11 @@ def deploy(
     from muse_cli.deploy import deploy_app, plan
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    if check:
+        from muse_cli.deploy_check import run
+
+        run(image or None)
+        return
     entries = plan()
     if dry_run:
         if json_out:
@@ -47,3 +54,16 @@ def _show(ui, entries: list[dict], title: str) -> None:
             "yes" if e["memory_snapshot"] else "no", ", ".join(e["volumes"]) or "-", ", ".join(e["secrets"]) or "-", e["image"],
         )
     ui.rich(table)
+    images = Table(title="images (debian-slim, Python 3.11; every pin exact)", title_justify="left")
+    for column in ("image", "pins", "key versions", "from git"):
+        images.add_column(column)
+    seen: dict[str, dict] = {}
+    for e in entries:
+        seen.setdefault(e["image"], e)
+    for name, e in seen.items():
+        key = [p for p in e["packages"] if p.split("==")[0].split("[")[0].lower() in _KEY]
+        images.add_row(name, str(len(e["packages"])), ", ".join(key) or "-", "\n".join(e["git"]) or "-")
+    ui.rich(images)
+
+
+_KEY = ("torch", "transformers", "huggingface_hub", "diffusers", "vllm", "jax", "flax", "fastapi", "numpy")

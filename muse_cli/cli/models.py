@@ -75,6 +75,8 @@ def models_pull(
     hub_id = entry.hub_id if entry else name
     if hub_id == "built-in":
         raise InputError(f"{name!r} is built in: nothing to download")
+    if hub_id == "user-checkpoint":
+        raise InputError(f"{name!r} has no public weights", hint="bring your own checkpoint: muse models upload piano FILE")
     if "/" not in hub_id:
         raise InputError(f"unknown model {name!r}: see `muse models` for names, or give a hub id like org/name")
     from muse_cli import hub

@@ -38,7 +38,7 @@ class CoverEngine:
         self._lock = threading.Lock()  # one diffusers pipeline call at a time (scheduler state)
 
     def load(self) -> None:
-        hub.require_weights(self.model_id, marker="model_index.json", pull_name="cover")
+        hub.require_weights(self.model_id, marker="model_index.json")
         import torch
         from diffusers import AutoPipelineForText2Image
         from diffusers.utils import logging as diffusers_logging

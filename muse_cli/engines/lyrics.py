@@ -56,7 +56,7 @@ class LyricsEngine:
         self._lock = threading.Lock()  # sampling draws from torch's global RNG: one generation at a time
 
     def load(self) -> None:
-        hub.require_weights(self.model_id, pull_name="lyrics")
+        hub.require_weights(self.model_id)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging

@@ -294,7 +294,7 @@ class MidiLLMEngine:
 
         if isinstance(try_to_load_from_cache(self.model_id, "config.json"), str):
             return self.model_id, True
-        hub.require_weights(self.model_id, pull_name="midi-llm")
+        hub.require_weights(self.model_id)
         return self.model_id, False
 
     def load(self) -> None:
