@@ -14,6 +14,7 @@ import queue
 import threading
 from typing import Any, Iterator
 
+import modal
 from pydantic import BaseModel, ValidationError
 
 from muse_cli.contracts import PROTOCOL_VERSION
@@ -116,3 +117,35 @@ def health(family: str, model_id: str, engine: Any | None = None) -> dict[str, A
     except ImportError:
         pass
     return info
+
+
+class Served:
+    """The methods every model class serves; a subclass sets FAMILY and loads `self.engine`.
+
+    Modal classes inherit `@modal.method`s from a plain parent, so each family module only
+    says how its engine loads (its `@modal.enter`) and what its health adds (`health_info`).
+    """
+
+    FAMILY: str
+    engine: Any
+
+    def health_info(self) -> dict[str, Any]:
+        return {}
+
+    @modal.method()
+    def generate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return serve(self.engine, _request_type(self.FAMILY), payload)
+
+    @modal.method()
+    def generate_stream(self, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield from stream(self.engine, _request_type(self.FAMILY), payload)
+
+    @modal.method()
+    def health(self) -> dict[str, Any]:
+        return {**health(self.FAMILY, self.engine.model_id, self.engine), **self.health_info()}
+
+
+def _request_type(family: str) -> Any:
+    from muse_cli.backends.registry import family as get_family
+
+    return get_family(family).request_type()

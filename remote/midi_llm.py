@@ -42,7 +42,8 @@ def _cached(model: str) -> bool:
     gpu=gpu_for("midi-llm", DEFAULT_MODEL),  # L4: 24 GB, Ada, bf16 and fp8; room for 16 x 8k-token KV caches
     timeout=600, scaledown_window=120, retries=1,
 ))
-class MidiLLM:
+class MidiLLM(common.Served):
+    FAMILY = "midi-llm"
     model: str = modal.parameter(default=DEFAULT_MODEL)
     fp8: bool = modal.parameter(default=False)
 
@@ -57,21 +58,5 @@ class MidiLLM:
         if not was_cached:
             weights_volume.commit()  # keep the download for the next container
 
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import MidiRequest
-
-        return common.serve(self.engine, MidiRequest, payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        from muse_cli.contracts import MidiRequest
-
-        yield from common.stream(self.engine, MidiRequest, payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        info = common.health("midi-llm", self.engine.model_id, self.engine)
-        info["runtime"] = self.engine.runtime
-        info["fp8"] = self.engine.fp8
-        return info
+    def health_info(self) -> dict:
+        return {"runtime": self.engine.runtime, "fp8": self.engine.fp8}

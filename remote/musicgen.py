@@ -60,12 +60,12 @@ def _service(name: str, image_: modal.Image, image_name: str) -> dict:
     )
 
 
-class _Serve:
-    """The methods both classes share; `model` and `engine` are set by the Modal class."""
+class _MusicGenServed(common.Served):
+    """How both MusicGen classes load: on the CPU for the memory snapshot, then onto the GPU."""
 
     model: str
 
-    def _load_cpu(self):
+    def _load_cpu(self) -> None:
         from muse_cli.engines.musicgen import MusicGenEngine, locate
 
         engine = MusicGenEngine(self.model, device="cpu")
@@ -81,20 +81,8 @@ class _Serve:
 
         self.engine.to("cuda" if torch.cuda.is_available() else "cpu")
 
-    def _generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import AudioRequest
-
-        return common.serve(self.engine, AudioRequest, payload)
-
-    def _stream(self, payload: dict):
-        from muse_cli.contracts import AudioRequest
-
-        yield from common.stream(self.engine, AudioRequest, payload)
-
-    def _health(self) -> dict:
-        info = common.health("musicgen", self.engine.model_id, self.engine)
-        info["fast"] = self.engine.fast
-        return info
+    def health_info(self) -> dict:
+        return {"fast": self.engine.fast}
 
 
 def _in_volume(model_id: str) -> bool:
@@ -106,7 +94,8 @@ def _in_volume(model_id: str) -> bool:
 
 
 @app.cls(**_service("MusicGen", musicgen_image, "musicgen"))
-class MusicGen(_Serve):
+class MusicGen(_MusicGenServed):
+    FAMILY = "musicgen"
     model: str = modal.parameter(default=DEFAULT_MODEL)
 
     @modal.enter(snap=True)
@@ -117,23 +106,12 @@ class MusicGen(_Serve):
     def to_device(self):
         self._to_device()
 
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        return self._generate(payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        yield from self._stream(payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        return self._health()
-
 
 @app.cls(**_service("MusicGenMBD", mbd_image, "musicgen-mbd"))
-class MusicGenMBD(_Serve):
+class MusicGenMBD(_MusicGenServed):
     """Same engine, in the audiocraft image: serves requests with decoder="mbd" (and encodec too)."""
 
+    FAMILY = "musicgen-mbd"
     model: str = modal.parameter(default=DEFAULT_MODEL)
 
     @modal.enter(snap=True)
@@ -144,15 +122,3 @@ class MusicGenMBD(_Serve):
     def to_device(self):
         self._to_device()
         self.engine.load_mbd()
-
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        return self._generate(payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        yield from self._stream(payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        return self._health()

@@ -24,7 +24,8 @@ piano_image = image("piano", "jax[cuda12]==0.10.2", "flax==0.12.8", "safetensors
 
 @app.cls(**service("PianoModel", image=piano_image, image_name="piano", gpu=gpu_for("piano", DEFAULT_MODEL),
                    timeout=600, scaledown_window=120, retries=1))
-class PianoModel:
+class PianoModel(common.Served):
+    FAMILY = "piano"
     model: str = modal.parameter(default=DEFAULT_MODEL)
     trust: bool = modal.parameter(default=False)
 
@@ -41,23 +42,7 @@ class PianoModel:
             # container crash loop.
             pass
 
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import PianoRequest
-
-        return common.serve(self.engine, PianoRequest, payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        from muse_cli.contracts import PianoRequest
-
-        yield from common.stream(self.engine, PianoRequest, payload)
-
-    @modal.method()
-    def health(self) -> dict:
+    def health_info(self) -> dict:
         import jax
 
-        info = common.health("piano", self.engine.model_id, self.engine)
-        info["jax"] = jax.__version__
-        info["checkpoint_loaded"] = self.engine.loaded
-        return info
+        return {"jax": jax.__version__, "checkpoint_loaded": self.engine.loaded}

@@ -75,7 +75,8 @@ def _load(engine: object) -> None:
 @app.cls(**service("AceStep", image=acestep_image, image_name="acestep",
                    gpu=gpu_for("acestep", ACESTEP_MODEL), timeout=900,
                    scaledown_window=120, retries=1))
-class AceStep:
+class AceStep(common.Served):
+    FAMILY = "acestep"
     model: str = modal.parameter(default=ACESTEP_MODEL)
 
     @modal.enter()
@@ -86,29 +87,15 @@ class AceStep:
         self.engine = AceStepEngine(self.model, overlapped_decode=True)
         _load(self.engine)
 
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import AceStepRequest
-
-        return common.serve(self.engine, AceStepRequest, payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        from muse_cli.contracts import AceStepRequest
-
-        yield from common.stream(self.engine, AceStepRequest, payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        info = common.health("acestep", self.engine.model_id, self.engine)
-        info["acestep_commit"] = ACESTEP_COMMIT
-        return info
+    def health_info(self) -> dict:
+        return {"acestep_commit": ACESTEP_COMMIT}
 
 
 @app.cls(**service("LyricsLLM", image=lyrics_image, image_name="lyrics",
                    gpu=gpu_for("lyrics", LYRICS_MODEL), timeout=600,
                    scaledown_window=120, retries=1))
-class LyricsLLM:
+class LyricsLLM(common.Served):
+    FAMILY = "lyrics"
     model: str = modal.parameter(default=LYRICS_MODEL)
 
     @modal.enter()
@@ -118,27 +105,12 @@ class LyricsLLM:
         self.engine = LyricsEngine(self.model)
         _load(self.engine)
 
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import LyricsRequest
-
-        return common.serve(self.engine, LyricsRequest, payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        from muse_cli.contracts import LyricsRequest
-
-        yield from common.stream(self.engine, LyricsRequest, payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        return common.health("lyrics", self.engine.model_id, self.engine)
-
 
 @app.cls(**service("CoverArt", image=cover_image, image_name="cover",
                    gpu=gpu_for("cover", COVER_MODEL), timeout=300,
                    scaledown_window=120, retries=1))
-class CoverArt:
+class CoverArt(common.Served):
+    FAMILY = "cover"
     model: str = modal.parameter(default=COVER_MODEL)
 
     @modal.enter()
@@ -147,19 +119,3 @@ class CoverArt:
 
         self.engine = CoverEngine(self.model)
         _load(self.engine)
-
-    @modal.method()
-    def generate(self, payload: dict) -> dict:
-        from muse_cli.contracts import CoverRequest
-
-        return common.serve(self.engine, CoverRequest, payload)
-
-    @modal.method()
-    def generate_stream(self, payload: dict):
-        from muse_cli.contracts import CoverRequest
-
-        yield from common.stream(self.engine, CoverRequest, payload)
-
-    @modal.method()
-    def health(self) -> dict:
-        return common.health("cover", self.engine.model_id, self.engine)
