@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROTOCOL_VERSION = 1
 """Bumped when a request or result changes shape; client and deployed app must agree."""
@@ -21,6 +21,18 @@ AudioFormat = Literal["wav", "flac", "mp3"]
 Normalization = Literal["loudness", "peak", "rms", "clip", "none"]
 
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _words(v: str) -> str:
+    """Whitespace collapsed to single spaces; text that is only spaces is no text."""
+    v = " ".join(v.split())
+    if not v:
+        raise ValueError("must not be empty or only spaces")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_words)]
+"""A one-line text field (prompt, description, tags): trimmed, never blank."""
 
 
 def _checked(parse: Any, value: Any) -> Any:
@@ -53,7 +65,7 @@ class AudioInput(Contract):
 class MidiRequest(Contract):
     """`muse gen midi`: MIDI-LLM from a prompt, or the etude composer from structured options."""
 
-    prompt: str | None = None
+    prompt: Text | None = None
     engine: Literal["auto", "etude", "midi-llm"] = "auto"
     model: str = "slseanwu/MIDI-LLM_Llama-3.2-1B"
     difficulty: Difficulty | None = None
@@ -63,21 +75,12 @@ class MidiRequest(Contract):
     bars: int | None = Field(None, ge=1, le=256)
     instrument: str = Field("piano", validate_default=True)
     hands: Literal[1, 2] | None = None
-    style: str | None = None
+    style: Text | None = None
     count: int = Field(1, ge=1, le=16)
     seed: Seed | None = None
     temperature: float = Field(1.0, gt=0, le=5)
     top_p: float = Field(0.98, gt=0, le=1)
     max_tokens: int = Field(2046, ge=3, le=8190)
-
-    @field_validator("prompt", "style")
-    @classmethod
-    def _strip(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        if not v.strip():
-            raise ValueError("must not be empty or only spaces")
-        return " ".join(v.split())
 
     @field_validator("key")
     @classmethod
@@ -156,7 +159,7 @@ MUSICGEN_MODELS = {
 class AudioRequest(Contract):
     """`muse gen audio`: MusicGen text-to-audio."""
 
-    prompt: str | None = None
+    prompt: Text | None = None
     duration: float = Field(10.0, ge=1, le=300, description="seconds")
     model: str = "small"
     temperature: float = Field(1.0, gt=0, le=5)
@@ -173,13 +176,6 @@ class AudioRequest(Contract):
     float_wav: bool = False
     normalize: Normalization = "loudness"
     target_lufs: float = Field(-14.0, ge=-70, le=0)
-
-    @field_validator("prompt")
-    @classmethod
-    def _strip(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        return " ".join(v.split()) or None
 
     @model_validator(mode="after")
     def _needs_something(self) -> "AudioRequest":
@@ -407,10 +403,6 @@ AceCfgType = Literal["apg", "cfg", "cfg_star"]
 LyricsTask = Literal["tags", "lyrics", "categories"]
 
 
-def _one_line(v: str | None) -> str | None:
-    return None if v is None else " ".join(v.split())
-
-
 class SongRequest(Contract):
     """`muse gen song`: tags and lyrics (given, or written by the lyrics LLM), then ACE-Step.
 
@@ -419,10 +411,10 @@ class SongRequest(Contract):
     with any of those lets the LLM write the tags the user left out.
     """
 
-    description: str | None = Field(None, description="what the song is: style, mood, subject")
+    description: Text | None = Field(None, description="what the song is: style, mood, subject")
     lyrics: str | None = Field(None, description="the user's lyrics, with [verse]/[chorus]/[bridge] tags")
-    describe_lyrics: str | None = Field(None, description="what the LLM's lyrics should be about")
-    tags: str | None = Field(None, description="comma-separated style tags for ACE-Step")
+    describe_lyrics: Text | None = Field(None, description="what the LLM's lyrics should be about")
+    tags: Text | None = Field(None, description="comma-separated style tags for ACE-Step")
     instrumental: bool = False
     duration: float = Field(180.0, ge=1, le=SONG_MAX_DURATION, description="seconds")
     steps: int = Field(60, ge=1, le=200, description="diffusion steps")
@@ -435,14 +427,6 @@ class SongRequest(Contract):
     float_wav: bool = False
     cover: bool = Field(True, description="make cover art (SDXL-Turbo)")
     categories: bool = Field(True, description="name 3 to 5 genres with the lyrics LLM")
-
-    @field_validator("description", "describe_lyrics", "tags")
-    @classmethod
-    def _text(cls, v: str | None) -> str | None:
-        v = _one_line(v)
-        if v is not None and not v:
-            raise ValueError("must not be empty or only spaces")
-        return v
 
     @field_validator("lyrics")
     @classmethod
@@ -498,8 +482,8 @@ class LyricsRequest(Contract):
     @field_validator("description", "tags")
     @classmethod
     def _text(cls, v: str | None) -> str | None:
-        v = _one_line(v)
-        return v or None
+        # Internal stage requests: an empty answer from an earlier stage means "not given".
+        return None if v is None else (" ".join(v.split()) or None)
 
     @model_validator(mode="after")
     def _inputs(self) -> "LyricsRequest":
@@ -526,20 +510,13 @@ class LyricsResult(Contract):
 class CoverRequest(Contract):
     """Cover art: SDXL-Turbo text-to-image, a few steps without guidance."""
 
-    prompt: str
+    prompt: Text
     steps: int = Field(2, ge=1, le=50)
     guidance: float = Field(0.0, ge=0, le=20)
     width: int = Field(512, ge=64, le=1024, multiple_of=8)
     height: int = Field(512, ge=64, le=1024, multiple_of=8)
     seed: Seed | None = None
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, v: str) -> str:
-        v = " ".join(v.split())
-        if not v:
-            raise ValueError("must not be empty or only spaces")
-        return v
 
 
 class CoverResult(Contract):
