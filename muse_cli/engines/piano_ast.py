@@ -53,8 +53,8 @@ class AST(nn.Module):
 
 def init_params(config: ASTConfig, seed: int = 0) -> dict[str, Any]:
     """Freshly initialised parameters: for tests, benchmarks and the start of training, never for scores."""
-    dummy = jnp.zeros((1, N_MELS, SEGMENT_FRAMES), jnp.float32)
-    return jax.jit(AST(config).init)(jax.random.PRNGKey(seed), dummy)["params"]
+    example = jnp.zeros((1, N_MELS, SEGMENT_FRAMES), jnp.float32)  # shapes for init
+    return jax.jit(AST(config).init)(jax.random.PRNGKey(seed), example)["params"]
 
 
 @lru_cache(maxsize=8)
