@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Generate and analyze music with real models, on Modal GPUs or on this machine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: rich's help renderer alone would triple start-up time
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
 )
@@ -55,14 +55,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
-    from muse_cli import ui as ui_mod
     from muse_cli.errors import ExitCode, MuseError
 
     try:
         rv = app(args=argv, prog_name="muse", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except MuseError as exc:
-        ui = ui_mod.current()
+        ui = _ui()
         if ui.debug:
             import traceback
 
@@ -70,7 +69,7 @@ def run(argv: list[str]) -> int:
         ui.error(exc.message, exc.hint)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        ui_mod.current().error("interrupted")
+        _ui().error("interrupted")
         return ExitCode.INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
@@ -78,7 +77,7 @@ def run(argv: list[str]) -> int:
         # A closed pipe (`muse ... | head`) is not an error of ours.
         return ExitCode.OK
     except Exception as exc:
-        ui = ui_mod.current()
+        ui = _ui()
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # Typer's usage errors (unknown option, missing argument): one line and where to look.
             ctx = getattr(exc, "ctx", None)
@@ -92,3 +91,10 @@ def run(argv: list[str]) -> int:
         message = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ui.error(message, "rerun with --debug for the traceback, and report it")
         return ExitCode.FAILURE
+
+
+def _ui():
+    """The running command's UI (its --json/--quiet/--debug), imported only when there is an error."""
+    from muse_cli import ui
+
+    return ui.current()

@@ -12,13 +12,12 @@ from muse_cli.cli import options as o
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mid", ".midi")
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse analyze performance.wav                    [dim]# table on stderr, performance.analysis.json[/dim]
+EXAMPLES = """\b
+Examples:
+  muse analyze performance.wav                    # table on stderr, performance.analysis.json
   muse analyze take1.flac take2.flac --plot --midi
   muse analyze recordings/ --out-dir reports --json
-  muse analyze performance.wav --checkpoint ~/models/percepiano.msgpack   [dim]# + 19-D perceptual scores[/dim]
+  muse analyze performance.wav --checkpoint ~/models/percepiano.msgpack   # + 19-D perceptual scores
 """
 
 

@@ -10,13 +10,12 @@ import typer
 from muse_cli.cli import app
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse batch jobs.jsonl --out-dir out                 [dim]# one JSON object per line[/dim]
+EXAMPLES = """\b
+Examples:
+  muse batch jobs.jsonl --out-dir out                 # one JSON object per line
   muse batch jobs.csv --concurrency 16 --backend modal
   cat jobs.jsonl | muse batch - --json > results.jsonl
-  muse batch jobs.jsonl --out-dir out                 [dim]# again: finished jobs are skipped[/dim]
+  muse batch jobs.jsonl --out-dir out                 # again: finished jobs are skipped
 
 A line: {"kind": "audio", "id": "intro", "prompt": "jazz piano", "duration": 10}
 Fields are the command options' names (underscores); paths are relative to the jobs file.

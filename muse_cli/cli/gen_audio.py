@@ -10,11 +10,10 @@ import typer
 from muse_cli.cli import gen
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse gen audio "jazz piano" -d 10                       [dim]# -> jazz-piano.wav + jazz-piano.json[/dim]
-  muse gen audio "lofi beat, rain" -d 90 --model medium   [dim]# windowed past 30 s[/dim]
+EXAMPLES = """\b
+Examples:
+  muse gen audio "jazz piano" -d 10                       # -> jazz-piano.wav + jazz-piano.json
+  muse gen audio "lofi beat, rain" -d 90 --model medium   # windowed past 30 s
   muse gen audio "orchestral" --model melody --melody hum.wav
   muse gen audio "more of this" --continue clip.wav -d 20 --format flac
   muse gen audio "techno" -n 4 --seed 1 --json --backend local --model ./my-musicgen

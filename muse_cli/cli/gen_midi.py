@@ -10,11 +10,10 @@ import typer
 from muse_cli.cli import gen
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse gen midi --difficulty beginner                 [dim]# an etude, offline[/dim]
-  muse gen midi "a calm piano waltz in D minor"       [dim]# MIDI-LLM (Modal or local weights)[/dim]
+EXAMPLES = """\b
+Examples:
+  muse gen midi --difficulty beginner                 # an etude, offline
+  muse gen midi "a calm piano waltz in D minor"       # MIDI-LLM (Modal or local weights)
   muse gen midi --difficulty advanced --key F#m --time-signature 6/8 --render
   muse gen midi --engine etude -n 4 --seed 7 --out-dir etudes --json
 """

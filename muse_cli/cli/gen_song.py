@@ -11,10 +11,9 @@ import typer
 from muse_cli.cli import gen
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse gen song "an upbeat electronic dance track about summer nights"   [dim]# the LLM writes tags + lyrics[/dim]
+EXAMPLES = """\b
+Examples:
+  muse gen song "an upbeat electronic dance track about summer nights"   # the LLM writes tags + lyrics
   muse gen song --tags "electronic rap, male vocals, 140BPM" --lyrics lyrics.txt
   muse gen song --tags "indie folk, acoustic guitar" --describe-lyrics "leaving home at dawn"
   muse gen song "ambient piano, rain" --instrumental -d 90 --no-cover
@@ -25,10 +24,10 @@ EXAMPLES = """
 @gen.command("song", epilog=EXAMPLES)
 def gen_song(
     description: Annotated[Optional[str], typer.Argument(help="What the song is: style, mood, subject.", show_default=False)] = None,
-    lyrics: Annotated[Optional[str], typer.Option("--lyrics", help="Lyrics file with \\[verse]/\\[chorus]/\\[bridge] tags, or - for stdin.", show_default=False)] = None,
+    lyrics: Annotated[Optional[str], typer.Option("--lyrics", help="Lyrics file with [verse]/[chorus]/[bridge] tags, or - for stdin.", show_default=False)] = None,
     tags: Annotated[Optional[str], typer.Option("--tags", help="Comma-separated style tags, e.g. 'electronic rap, 140BPM'.", show_default=False)] = None,
     describe_lyrics: Annotated[Optional[str], typer.Option("--describe-lyrics", help="What the LLM's lyrics should be about.", show_default=False)] = None,
-    instrumental: Annotated[bool, typer.Option("--instrumental", help="No vocals: lyrics become \\[instrumental].")] = False,
+    instrumental: Annotated[bool, typer.Option("--instrumental", help="No vocals: lyrics become [instrumental].")] = False,
     duration: Annotated[float, typer.Option("-d", "--duration", help="Seconds (1..240).")] = 180.0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (1..200). [default: 60]", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance scale. [default: 15]", show_default=False)] = None,

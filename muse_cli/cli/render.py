@@ -10,10 +10,9 @@ import typer
 from muse_cli.cli import app
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse render etude.mid                          [dim]# -> etude.wav + etude.json[/dim]
+EXAMPLES = """\b
+Examples:
+  muse render etude.mid                          # -> etude.wav + etude.json
   muse render song.mid --soundfont piano.sf2 --format flac
   muse render *.mid --out-dir audio --mono --normalize peak
 """

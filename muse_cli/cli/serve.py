@@ -10,10 +10,9 @@ import typer
 from muse_cli.cli import app
 from muse_cli.cli import options as o
 
-EXAMPLES = """
-[bold]Examples[/bold]
-
-  muse serve                                          [dim]# 127.0.0.1:8000, token printed once[/dim]
+EXAMPLES = """\b
+Examples:
+  muse serve                                          # 127.0.0.1:8000, token printed once
   MUSE_API_TOKEN=$(openssl rand -hex 32) muse serve --port 9000
   muse serve --model tiny=./checkpoints/musicgen-tiny --default-model tiny
   curl -H "Authorization: Bearer $MUSE_API_TOKEN" -d '{"difficulty":"beginner"}' \\
