@@ -110,6 +110,12 @@ def test_unwritable_output_path_exits_2(run_cli, tmp_path):
     assert code == 2 and "output folder" in err
 
 
+@pytest.mark.parametrize("args", [[], ["gen"]])
+def test_no_command_shows_help_on_stderr_and_exits_2(run_cli, args):
+    code, out, err = run_cli(*args)
+    assert code == 2 and out == "" and err.startswith("Usage: muse") and "error:" not in err
+
+
 def test_unknown_option_is_usage_error(run_cli):
     code, _, err = run_cli("gen", "midi", "--no-such-option")
     assert code == 2 and "No such option" in err and "muse gen midi --help" in err

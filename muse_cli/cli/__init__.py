@@ -78,9 +78,13 @@ def run(argv: list[str]) -> int:
         return ExitCode.OK
     except Exception as exc:
         ui = _ui()
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            # `muse` or `muse gen` alone: the help, as it is, on stderr (stdout is for results).
+            ui.stderr.write(ctx.get_help() + "\n")
+            return ExitCode.USAGE
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # Typer's usage errors (unknown option, missing argument): one line and where to look.
-            ctx = getattr(exc, "ctx", None)
             where = f"{ctx.command_path} --help" if ctx is not None else "muse --help"
             ui.error(" ".join(exc.format_message().split()), f"see `{where}`")
             return ExitCode.USAGE if exc.exit_code == 2 else int(exc.exit_code)
