@@ -248,9 +248,10 @@ def _envelope(mono: np.ndarray, points: int = ENVELOPE_POINTS) -> np.ndarray:
 # --------------------------------------------------------------------------------------- report
 
 
-def _m(value: float | None, unit: str, reading: str | None = None, digits: int = 2) -> Measure:
+def _m(value: float | None, unit: str, reading: str | None = None, digits: int = 2, absent: str | None = None) -> Measure:
+    """A measure; `absent` says why there is no value when there is none."""
     if value is None or not math.isfinite(value):
-        return Measure(value=None, unit=unit)
+        return Measure(value=None, unit=unit, reading=absent)
     number = int(round(value)) if digits == 0 else round(float(value), digits)
     return Measure(value=number, unit=unit, reading=reading)
 
@@ -377,7 +378,7 @@ def _pedal(m: _Measured) -> PedalSection:
         overlap_share=_m(overlap, "%", _band(overlap, [(10, "dry: notes rarely ring into the next"),
                                                        (40, "some sustain")], "much sustain (wet)"), 1),
         pedal_down_share=_m(down, "%", _band(down, [(10, "little or no pedal"), (50, "moderate pedal")],
-                                             "much pedal"), 1),
+                                             "much pedal"), 1, absent="measured from MIDI input only (CC64)"),
     )
 
 
