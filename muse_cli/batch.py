@@ -436,8 +436,8 @@ def pending(jobs: list[Job], manifest: Manifest, resume: bool) -> tuple[list[Job
     if not resume:
         return list(jobs), 0
     done = manifest.done()
-    todo = [j for j in jobs if j.hash not in done]
-    return todo, len(jobs) - len(todo)
+    waiting = [j for j in jobs if j.hash not in done]
+    return waiting, len(jobs) - len(waiting)
 
 
 def run(
@@ -465,10 +465,10 @@ def run(
     start = time.perf_counter()
     summary = Summary(removed_partials=clean_partials(folder))
     manifest = Manifest(folder)
-    todo, summary.skipped = pending(jobs, manifest, resume)
+    waiting, summary.skipped = pending(jobs, manifest, resume)
     orphans = _unrecorded(folder, manifest)
     inbox: queue.Queue[Job] = queue.Queue()
-    for job in todo:
+    for job in waiting:
         inbox.put(job)
     results: queue.Queue[tuple[Job, Any, dict[str, float], int]] = queue.Queue()
 
@@ -487,10 +487,10 @@ def run(
         except Exception:  # a display problem must not lose a job
             pass
 
-    workers = [threading.Thread(target=work, name=f"muse-batch-{i}", daemon=True) for i in range(max(1, min(concurrency, len(todo))))]
+    workers = [threading.Thread(target=work, name=f"muse-batch-{i}", daemon=True) for i in range(max(1, min(concurrency, len(waiting))))]
     for worker in workers:
         worker.start()
-    remaining = len(todo)
+    remaining = len(waiting)
     try:
         while remaining and not stop.is_set():
             try:

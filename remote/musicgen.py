@@ -65,7 +65,8 @@ class _MusicGenServed(common.Served):
 
     model: str
 
-    def _load_cpu(self) -> None:
+    @modal.enter(snap=True)
+    def load(self) -> None:
         from muse_cli.engines.musicgen import MusicGenEngine, locate
 
         engine = MusicGenEngine(self.model, device="cpu")
@@ -76,10 +77,15 @@ class _MusicGenServed(common.Served):
         engine.load_cpu()
         self.engine = engine
 
-    def _to_device(self) -> None:
+    @modal.enter(snap=False)
+    def to_device(self) -> None:
         import torch
 
         self.engine.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.after_device()
+
+    def after_device(self) -> None:
+        """What a class loads once the model is on its device."""
 
     def health_info(self) -> dict:
         return {"fast": self.engine.fast}
@@ -98,14 +104,6 @@ class MusicGen(_MusicGenServed):
     FAMILY = "musicgen"
     model: str = modal.parameter(default=DEFAULT_MODEL)
 
-    @modal.enter(snap=True)
-    def load(self):
-        self._load_cpu()
-
-    @modal.enter(snap=False)
-    def to_device(self):
-        self._to_device()
-
 
 @app.cls(**_service("MusicGenMBD", mbd_image, "musicgen-mbd"))
 class MusicGenMBD(_MusicGenServed):
@@ -114,11 +112,5 @@ class MusicGenMBD(_MusicGenServed):
     FAMILY = "musicgen-mbd"
     model: str = modal.parameter(default=DEFAULT_MODEL)
 
-    @modal.enter(snap=True)
-    def load(self):
-        self._load_cpu()
-
-    @modal.enter(snap=False)
-    def to_device(self):
-        self._to_device()
+    def after_device(self) -> None:
         self.engine.load_mbd()

@@ -120,20 +120,20 @@ def execute(
     folder = resolve_out_dir(out_dir)
     manifest = B.Manifest(folder)
     resume = manifest.exists if resume is None else resume
-    todo, done = B.pending(plan.jobs, manifest, resume)
+    waiting, done = B.pending(plan.jobs, manifest, resume)
     name = choose(backend)
     concurrency = concurrency or DEFAULT_CONCURRENCY.get(name, 1)
     if done:
         ui.info(f"{done} of {len(plan.jobs)} jobs already done in {manifest.path}: skipped")
     if dry_run:
-        for job in todo:
+        for job in waiting:
             if ui.json:
                 ui.print_json({"id": job.id, "line": job.line, "kind": job.kind, "hash": job.hash, "seed": job.seed})
             else:
                 ui.info(f"would run line {job.line} ({job.kind}, id {job.id})")
-        ui.info(f"{len(todo)} to run, {done} done, {len(plan.errors)} invalid")
+        ui.info(f"{len(waiting)} to run, {done} done, {len(plan.errors)} invalid")
         return ExitCode.OK
-    if not todo:
+    if not waiting:
         ui.info(f"all {len(plan.jobs)} jobs are done (see {manifest.path}); use --no-resume to run them again")
         return ExitCode.OK
 
@@ -143,8 +143,8 @@ def execute(
     stop = threading.Event()
     restore = _on_interrupt(signal, threading, stop)
     try:
-        with _Display(ui, len(todo), folder) as display:
-            summary = B.run(todo, chosen, folder, resume=resume, concurrency=concurrency, retries=retries, reporter=display, stop=stop)
+        with _Display(ui, len(waiting), folder) as display:
+            summary = B.run(waiting, chosen, folder, resume=resume, concurrency=concurrency, retries=retries, reporter=display, stop=stop)
     finally:
         restore()
 
