@@ -31,7 +31,9 @@ class UI:
     def __post_init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(file=self.stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+        # Not a terminal (a log, CI): rich would assume 80 columns and cut tables; logs can be wide.
+        width = None if self.stderr.isatty() else 160
+        self.console = Console(file=self.stderr, no_color=_no_color(), highlight=False, soft_wrap=True, width=width)
 
     @property
     def interactive(self) -> bool:
