@@ -11,7 +11,7 @@ import modal
 from remote.images import image
 from remote.plan import service
 
-APP_NAME = "muse"
+from muse_cli.backends.modal import APP_NAME  # noqa: E402  one name for client and deployment
 
 app = modal.App(APP_NAME)
 

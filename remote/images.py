@@ -15,7 +15,7 @@ import modal
 
 PYTHON_VERSION = "3.11"
 WEIGHTS_DIR = "/weights"
-WEIGHTS_VOLUME = "muse-weights"
+from muse_cli.backends.modal import WEIGHTS_VOLUME  # noqa: E402  the name the client uploads to
 
 # Weights cache shared by all families: HF_HUB_CACHE points into it, so a model downloads once.
 weights_volume = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from muse_cli.backends.registry import family as get_family
 from muse_cli.contracts import PROTOCOL_VERSION
@@ -17,6 +17,7 @@ from muse_cli.errors import InputError, MuseError, RuntimeFailure, TransientFail
 from muse_cli.progress import ProgressFn, null_progress
 
 APP_NAME = "muse"
+WEIGHTS_VOLUME = "muse-weights"  # HF cache and user checkpoints, mounted at /weights by every model class
 REACH_TIMEOUT_S = 5.0
 
 HINT_SETUP = "run `modal setup` (or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET), or use --backend local"
@@ -161,61 +162,6 @@ class ModalBackend:
         if reply is None:
             raise TransientFailure("the remote call ended without a result", hint="retry")
         return unpack(reply, fam.result_type())
-
-    def map(
-        self, family: str, requests: list[Any], *, model: str | None = None, concurrency: int = 8
-    ) -> Iterator[tuple[int, Any]]:
-        """Fan out over containers, at most `concurrency` calls in flight.
-
-        Yields (index, result or MuseError) in the order calls finish, so a slow request never
-        holds back the others. Each call is `spawn`ed and awaited in its own thread; closing the
-        iterator early (Ctrl-C, an error downstream) cancels the calls still running.
-        """
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-        fam = get_family(family)
-        self.check()
-        obj = self._instance(family, model or fam.default_model)
-        result_type = fam.result_type()
-        running: dict[int, Any] = {}
-        guard = threading.Lock()
-
-        def call(index: int, request: Any) -> Any:
-            payload = {"protocol": PROTOCOL_VERSION, "request": request.model_dump(mode="python")}
-            try:
-                handle = obj.generate.spawn(payload)
-                with guard:
-                    running[index] = handle
-                reply = handle.get()
-                return unpack(reply, result_type)
-            except MuseError as err:
-                return err
-            except Exception as exc:
-                return translate(exc)
-            finally:
-                with guard:
-                    running.pop(index, None)
-
-        pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="muse-modal")
-        try:
-            futures = {pool.submit(call, i, r): i for i, r in enumerate(requests)}
-            waiting = set(futures)
-            while waiting:
-                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield futures[future], future.result()
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-            with guard:
-                left = list(running.values())
-            for handle in left:
-                try:
-                    handle.cancel()
-                except Exception:  # best effort: the call may have just finished
-                    pass
-
-
-WEIGHTS_VOLUME = "muse-weights"
 
 
 def upload_to_volume(local: Any, remote_path: str, force: bool = False) -> str:
