@@ -60,12 +60,32 @@ def by_name(name: str) -> ModelEntry | None:
     return None
 
 
+def gpu_override(family: str, model: str) -> str | None:
+    """$MUSE_GPU_<MODEL> or $MUSE_GPU_<FAMILY> (e.g. MUSE_GPU_LARGE=H100, MUSE_GPU_MUSICGEN=L40S).
+
+    Read by `muse deploy` (the class default) and by the client (per call), so set it where both
+    see it: a shell profile or the CI job that deploys.
+    """
+    import os
+    import re
+
+    for name in (model, family):
+        value = os.environ.get("MUSE_GPU_" + re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper())
+        if value:
+            return value.strip()
+    return None
+
+
 def gpu_for(family: str, model: str) -> str | None:
     """The GPU a (family, model) call asks for on Modal; None keeps the class's deployed default.
 
-    MusicGen hub ids and paths outside the table get the large-model GPU when named "large".
+    An environment override wins; MusicGen hub ids and paths outside the table get the
+    large-model GPU when named "large".
     """
     family = "musicgen" if family == "musicgen-mbd" else family
+    override = gpu_override(family, model)
+    if override:
+        return override
     entry = by_name(model)
     if entry is not None:
         return entry.gpu if entry.family == family and entry.gpu != "CPU" else None

@@ -61,3 +61,18 @@ def test_unpack_translates_protocol_replies():
         unpack({"protocol": PROTOCOL_VERSION, "error": {"type": "input", "message": "bad duration"}}, MidiResult)
     with pytest.raises(RuntimeFailure, match="out of memory"):
         unpack({"protocol": PROTOCOL_VERSION, "error": {"type": "oom", "message": "CUDA"}}, MidiResult)
+
+
+def test_gpu_per_model_from_the_catalog_with_environment_overrides(monkeypatch):
+    from muse_cli.catalog import gpu_for
+
+    assert gpu_for("musicgen", "small") == "A10G"
+    assert gpu_for("musicgen", "large") == "L40S"
+    assert gpu_for("musicgen-mbd", "large") == "L40S"
+    assert gpu_for("musicgen", "someone/musicgen-large-finetune") == "L40S"
+    assert gpu_for("etude", "etude") is None
+    monkeypatch.setenv("MUSE_GPU_MUSICGEN", "A100-80GB")
+    assert gpu_for("musicgen", "small") == "A100-80GB"
+    monkeypatch.setenv("MUSE_GPU_LARGE", "H100")
+    assert gpu_for("musicgen", "large") == "H100"  # the model's own override beats the family's
+    assert gpu_for("midi-llm", "midi-llm") == "L4"
