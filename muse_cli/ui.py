@@ -106,13 +106,30 @@ class UI:
 
 
 _current: UI | None = None
+_real_stdout: IO[str] | None = None
 
 
 def set_current(ui: UI) -> UI:
-    """The UI of the running command, so the one error handler in `main` uses its mode."""
-    global _current
+    """Make `ui` the running command's UI: the one error handler in `main` uses its mode.
+
+    From here on only the UI writes to stdout: anything a library prints (pyfluidsynth does when
+    $CI is set; some model code does too) goes to stderr, so `--json` output stays parseable.
+    """
+    global _current, _real_stdout
     _current = ui
+    if _real_stdout is None:
+        _real_stdout = sys.stdout
+        sys.stdout = ui.stderr
     return ui
+
+
+def release() -> None:
+    """Give stdout back (the command is over)."""
+    global _current, _real_stdout
+    if _real_stdout is not None:
+        sys.stdout = _real_stdout
+        _real_stdout = None
+    _current = None
 
 
 def current() -> UI:

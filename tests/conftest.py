@@ -37,7 +37,6 @@ def run_cli(tmp_path, monkeypatch):
         out, err = io.StringIO(), io.StringIO()
         monkeypatch.setattr("sys.stdout", out)
         monkeypatch.setattr("sys.stderr", err)
-        ui_mod._current = None
         code = run([str(a) for a in args])
         return int(code), out.getvalue(), err.getvalue()
 

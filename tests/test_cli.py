@@ -66,6 +66,29 @@ def test_json_mode_one_object_per_result(run_cli):
         assert obj["metadata"]["noteCount"] > 0
 
 
+def test_library_prints_never_reach_stdout(tmp_path):
+    """pyfluidsynth prints to stdout at import when $CI is set; stdout must stay results only."""
+    env = {**__import__("os").environ, "CI": "true"}
+    code = (
+        "import sys\n"
+        "from muse_cli.cli import app, run\n"
+        "@app.command('noisy')\n"
+        "def noisy():\n"
+        "    from muse_cli import ui\n"
+        "    u = ui.set_current(ui.UI(json=True))\n"
+        "    print('a library talking')\n"
+        "    u.result(['x.mid'], {'ok': True})\n"
+        "sys.exit(run(['noisy']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"ok": True, "outputs": ["x.mid"]}
+    assert "a library talking" in proc.stderr
+    real = subprocess.run([sys.executable, "-m", "muse_cli", "gen", "midi", "--engine", "etude", "--json", "-q"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert real.returncode == 0 and [json.loads(line) for line in real.stdout.splitlines()]
+
+
 def test_quiet_prints_only_results(run_cli):
     code, out, err = run_cli("gen", "midi", "--engine", "etude", "-q")
     assert code == 0 and err == "" and out.strip().endswith(".mid")

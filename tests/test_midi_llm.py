@@ -244,7 +244,7 @@ def test_missing_offline_model_fails_fast(monkeypatch, tmp_path):
     with pytest.raises(RuntimeFailure) as info:  # from the cache check, before any network attempt
         MidiLLMEngine("nobody/not-a-cached-model", runtime="transformers").load()
     assert "not downloaded" in info.value.message
-    assert "muse models pull midi-llm" in info.value.hint
+    assert "muse models pull nobody/not-a-cached-model" in info.value.hint  # pull takes any hub id
     with pytest.raises(RuntimeFailure, match="not found"):
         MidiLLMEngine(str(tmp_path / "missing"), runtime="transformers").load()
 

@@ -95,6 +95,10 @@ def run(argv: list[str]) -> int:
         message = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ui.error(message, "rerun with --debug for the traceback, and report it")
         return ExitCode.FAILURE
+    finally:
+        ui_module = sys.modules.get("muse_cli.ui")
+        if ui_module is not None:
+            ui_module.release()
 
 
 def _ui():
