@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from muse_cli.errors import InputError, RuntimeFailure
+from muse_cli.errors import InputError, Unavailable
 from muse_cli.output import Target, sidecar, slugify, write_group
 from muse_cli.progress import ProgressFn, null_progress
 
@@ -90,7 +90,8 @@ def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -
     """Run a MidiRequest. Returns (result, backend name actually used, notice or None).
 
     The etude composer always runs in-process: it needs no GPU. With engine=auto on Modal, a
-    Modal that cannot serve MIDI-LLM (unreachable, not deployed) falls back to it too.
+    Modal that cannot serve MIDI-LLM (unreachable, not deployed: `Unavailable`) falls back to it
+    too; any other failure of MIDI-LLM is reported, never papered over.
     """
     family, notice = midi_family(request, backend)
     local = backend if backend.name == "local" else _shared_local()
@@ -98,9 +99,7 @@ def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -
         return local.run("etude", request, progress=progress), "local", notice
     try:
         return backend.run("midi-llm", request, model=request.model, progress=progress), backend.name, None
-    except InputError:
-        raise
-    except RuntimeFailure as exc:
+    except Unavailable as exc:  # not deployed, unreachable, ...; a model that fails for real still fails
         if request.engine == "midi-llm":
             raise
         notice = f"MIDI-LLM unavailable ({exc.message}); using the built-in etude composer"
@@ -270,7 +269,7 @@ def perceptual_runner(request: Any, backend: Any) -> tuple[Any, str | None]:
             return None, f"no perceptual scores: no --checkpoint given ({NO_CHECKPOINT_HINT})"
         try:
             checkpoint = str(resolve_checkpoint("percepiano-ast"))
-        except RuntimeFailure:
+        except Unavailable:
             return None, f"no perceptual scores: no checkpoint installed ({NO_CHECKPOINT_HINT})"
     if Path(checkpoint).expanduser().is_file() and backend.name != "local":
         runner = _shared_local()

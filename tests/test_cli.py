@@ -161,3 +161,26 @@ def test_doctor_json(run_cli):
 def test_doctor_human(run_cli):
     code, out, err = run_cli("doctor", "--timeout", "1")
     assert code == 0 and out == "" and "modal credentials" in err
+
+
+def test_auto_falls_back_only_when_midi_llm_is_unavailable():
+    from muse_cli import jobs
+    from muse_cli.contracts import MidiRequest
+    from muse_cli.errors import RuntimeFailure, Unavailable
+
+    class Remote:
+        name = "modal"
+
+        def __init__(self, error):
+            self.error = error
+
+        def run(self, family, request, **kw):
+            raise self.error
+
+    request = MidiRequest(prompt="a waltz", seed=1)
+    result, used, notice = jobs.run_midi(request, Remote(Unavailable("the muse app is not deployed")))
+    assert result.engine == "etude" and used == "local" and "not deployed" in notice
+    with pytest.raises(RuntimeFailure, match="CUDA error"):
+        jobs.run_midi(request, Remote(RuntimeFailure("CUDA error: device-side assert")))
+    with pytest.raises(Unavailable):
+        jobs.run_midi(request.model_copy(update={"engine": "midi-llm"}), Remote(Unavailable("not deployed")))

@@ -42,7 +42,7 @@ def analyze(
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
     from muse_cli.contracts import AnalyzeRequest
-    from muse_cli.errors import ExitCode, InputError, MuseError
+    from muse_cli.errors import ExitCode, MuseError
     from muse_cli.output import Target
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from muse_cli.contracts import MidiRequest, MidiResult, MidiSample
 from muse_cli import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
-from muse_cli.errors import InputError, RuntimeFailure, Unavailable
+from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.music import amt
 from muse_cli.progress import ProgressFn, null_progress
 
