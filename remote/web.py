@@ -13,14 +13,8 @@ where only modal is installed. docs/http-api.md documents every route.
 # No `from __future__ import annotations`: FastAPI reads the route signatures, whose types are
 # defined inside create_app, at run time.
 import base64
-import hashlib
-import hmac
 import logging
 import os
-import re
-import secrets
-import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +24,8 @@ import modal
 from remote.app import app
 from remote.images import image
 from remote.plan import service
+from remote.web_gate import ApiError, Gate, check_token, digest, error_body, field_errors, from_muse_error, invalid
+from remote.web_store import MEDIA_TYPES, FileStore
 
 log = logging.getLogger("muse.web")
 
@@ -43,18 +39,7 @@ MAX_JSON_BYTES = 1024 * 1024
 """Largest JSON body: the longest valid request (8000 characters of lyrics) is far smaller."""
 INLINE_MAX_BYTES = 16 * 1024 * 1024
 """Results larger than this are stored and returned as a key for `GET /v1/files/{key}`."""
-FILE_TTL_S = 24 * 3600
-PUBLIC_PATHS = frozenset({"/health"})
-UPLOAD_PATHS = frozenset({"/v1/analyze"})
 
-KEY_RE = re.compile(r"[0-9a-f]{32}\.(wav|flac|mp3|png|mid)")
-MEDIA_TYPES = {
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "mp3": "audio/mpeg",
-    "png": "image/png",
-    "mid": "audio/midi",
-}
 ACCEPTED_AUDIO = {
     "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav",
     "audio/flac": "flac", "audio/x-flac": "flac", "audio/mpeg": "mp3",
@@ -62,222 +47,7 @@ ACCEPTED_AUDIO = {
 
 
 
-# ------------------------------------------------------------------------------------ storage
-
-
-class FileStore:
-    """Results too large to inline, under random keys in one folder; nothing else is reachable.
-
-    A key is 32 hex digits and a known suffix, matched whole before any path is built, so no
-    request names a file outside `root`. Files older than `ttl_s` are swept as new ones arrive.
-    `on_put` / `on_miss` let a shared volume commit after a write and reload before a miss.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        ttl_s: float = FILE_TTL_S,
-        on_put: Callable[[], None] | None = None,
-        on_miss: Callable[[], None] | None = None,
-    ) -> None:
-        self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.ttl_s = ttl_s
-        self._on_put = on_put
-        self._on_miss = on_miss
-        self._swept = 0.0
-        self._lock = threading.Lock()
-
-    def put(self, data: bytes, suffix: str) -> str:
-        from muse_cli.output import Target, write_group
-
-        if suffix not in MEDIA_TYPES:
-            raise ValueError(f"no stored files of type {suffix!r}")
-        self.sweep()
-        stem = secrets.token_hex(16)
-        write_group(Target(self.root, stem), {f".{suffix}": data})
-        if self._on_put is not None:
-            self._on_put()
-        return f"{stem}.{suffix}"
-
-    def path(self, key: str) -> Path | None:
-        if not KEY_RE.fullmatch(key):
-            return None
-        path = self.root / key
-        if not path.is_file() and self._on_miss is not None:
-            try:
-                self._on_miss()
-            except Exception:  # a failed reload is a miss, not a server error
-                log.warning("storage reload failed", exc_info=True)
-        if not path.is_file() or path.resolve().parent != self.root:
-            return None
-        return path
-
-    def sweep(self, now: float | None = None) -> int:
-        """Delete expired files (at most once a minute); returns how many went."""
-        now = time.time() if now is None else now
-        with self._lock:
-            if now - self._swept < 60:
-                return 0
-            self._swept = now
-        removed = 0
-        for path in self.root.iterdir():
-            try:
-                if KEY_RE.fullmatch(path.name) and now - path.stat().st_mtime > self.ttl_s:
-                    path.unlink()
-                    removed += 1
-            except OSError:  # another worker removed it first
-                continue
-        return removed
-
-
-# --------------------------------------------------------------------------------- auth, limits
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def check_token(header: str | None, token_digest: bytes) -> str | None:
-    """None when `Authorization: Bearer <token>` carries the token, else why not.
-
-    Both sides are hashed first, so the comparison takes the same time whatever the length.
-    """
-    if not header:
-        return "missing bearer token: send Authorization: Bearer <token>"
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return "malformed Authorization header: use Authorization: Bearer <token>"
-    if not hmac.compare_digest(_digest(given.strip()), token_digest):
-        return "invalid token"
-    return None
-
-
-def _error_body(kind: str, message: str, hint: str | None = None, fields: list | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": kind, "message": message}
-    if hint:
-        error["hint"] = hint
-    if fields:
-        error["fields"] = fields
-    return {"success": False, "error": error}
-
-
-class Gate:
-    """ASGI middleware run before any route: the bearer token, then the body size.
-
-    Checked here rather than in the routes so an unauthenticated or oversized request is refused
-    before its body is read. The body is read whole (at most the limit) and replayed to the app.
-    """
-
-    def __init__(self, app: Any, *, token_digest: bytes, max_json: int, max_upload: int) -> None:
-        self.app = app
-        self.token_digest = token_digest
-        self.max_json = max_json
-        self.max_upload = max_upload
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if path not in PUBLIC_PATHS:
-            problem = check_token(headers.get("authorization"), self.token_digest)
-            if problem is not None:
-                await _send_json(send, 401, _error_body("unauthorized", problem), {"www-authenticate": "Bearer"})
-                return
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_upload if path in UPLOAD_PATHS else self.max_json
-        length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            await _too_large(send, limit)
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _too_large(send, limit)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _too_large(send: Any, limit: int) -> None:
-    message = f"request body is larger than {limit // (1024 * 1024)} MB"
-    await _send_json(send, 413, _error_body("too_large", message), {"connection": "close"})
-
-
-async def _send_json(send: Any, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-    import json
-
-    data = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": data})
-
-
 # ------------------------------------------------------------------------------------ helpers
-
-
-class ApiError(Exception):
-    """An error answered as JSON with its status; raised by routes, rendered by one handler."""
-
-    def __init__(self, status: int, kind: str, message: str, *, hint: str | None = None,
-                 fields: list | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
-        self.hint, self.fields, self.headers = hint, fields, headers
-
-
-def field_errors(errors: list[dict]) -> list[dict[str, str]]:
-    """pydantic errors -> [{"field": "duration", "message": "..."}], without the input echoed."""
-    out = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path", "header"):
-            loc = loc[1:]
-        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        out.append({"field": ".".join(loc) or "body", "message": message})
-    return out
-
-
-def invalid(fields: list[dict[str, str]]) -> ApiError:
-    first = fields[0] if fields else {"field": "body", "message": "invalid input"}
-    return ApiError(422, "invalid_input", f"{first['field']}: {first['message']}", fields=fields)
-
-
-def from_muse_error(exc: Exception) -> ApiError:
-    """InputError 422; cannot run here 503; retryable 503; any other failure 500, one line."""
-    from muse_cli.errors import InputError, TransientFailure, Unavailable
-
-    message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
-    hint = getattr(exc, "hint", None)
-    if isinstance(exc, InputError):
-        return ApiError(422, "invalid_input", message, hint=hint)
-    if isinstance(exc, TransientFailure):
-        return ApiError(503, "temporarily_unavailable", message, hint=hint, headers={"retry-after": "5"})
-    if isinstance(exc, Unavailable):  # not deployed, not installed, not downloaded: 503, not "it broke"
-        return ApiError(503, "unavailable", message, hint=hint)
-    return ApiError(500, "failed", message)
 
 
 def validate(contract: Any, fields: dict[str, Any]) -> Any:
@@ -439,7 +209,7 @@ def create_app(
 
     if not token or len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
-    token_digest = _digest(token)
+    token_digest = digest(token)
     store = FileStore(storage_dir, on_put=on_store, on_miss=on_miss)
     aliases = dict(model_aliases or {})
     audio_default = default_audio_model or AudioRequest.model_fields["model"].default
@@ -469,7 +239,7 @@ def create_app(
     # ---------------------------------------------------------------- errors: one JSON shape
 
     def render(err: ApiError) -> JSONResponse:
-        return JSONResponse(_error_body(err.kind, err.message, err.hint, err.fields), err.status, err.headers)
+        return JSONResponse(error_body(err.kind, err.message, err.hint, err.fields), err.status, err.headers)
 
     @api.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -22,7 +22,9 @@ from fastapi.testclient import TestClient
 from muse_cli.backends.local import LocalBackend
 from muse_cli.errors import InputError, RuntimeFailure, TransientFailure, Unavailable
 from muse_cli.progress import null_progress
-from remote.web import FileStore, audio_choice, check_token, create_app
+from remote.web import audio_choice, create_app
+from remote.web_gate import check_token
+from remote.web_store import FileStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -130,9 +132,9 @@ def test_every_route_but_health_refuses_a_missing_or_wrong_token(client, method,
 
 
 def test_check_token_compares_whole_tokens():
-    from remote.web import _digest
+    from remote.web_gate import digest
 
-    digest = _digest(TOKEN)
+    digest = digest(TOKEN)
     assert check_token(f"Bearer {TOKEN}", digest) is None
     assert check_token(f"bearer {TOKEN}", digest) is None
     assert check_token(f"Bearer {TOKEN[:-1]}", digest) == "invalid token"
