@@ -101,8 +101,8 @@ class MidiMetadata(Contract):
     noteCount: int
     duration: float = Field(description="seconds")
     tempo: float = Field(description="beats per minute")
-    key: str
-    key_confidence: float | None = None
+    key: str = Field(description="the composed key where the engine knows it (etude), else estimated from the notes")
+    key_confidence: float | None = Field(None, description="0-1, for an estimated key only")
     time_signature: str | None = None
     instruments: list[str] = []
     tokens_generated: int | None = None

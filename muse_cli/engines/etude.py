@@ -667,9 +667,9 @@ class EtudeEngine:
         for i in range(request.count):
             sample_seed = derive_seed(seed, i)
             t0 = time.perf_counter()
-            pm, _ = compose(sample_seed, request)
+            pm, opts = compose(sample_seed, request)
             data = midi_to_bytes(pm)
-            meta = midi_metadata(pm, generation_s=round(time.perf_counter() - t0, 4))
+            meta = midi_metadata(pm, key=opts.key.name, generation_s=round(time.perf_counter() - t0, 4))
             samples.append(MidiSample(midi=data, seed=sample_seed, metadata=meta))
             progress(i + 1, request.count)
         return MidiResult(

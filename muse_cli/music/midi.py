@@ -61,16 +61,21 @@ def midi_to_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
     return buffer.getvalue()
 
 
-def midi_metadata(pm: pretty_midi.PrettyMIDI, **extra: Any) -> MidiMetadata:
-    """Describe a MIDI: note count, length, first tempo, estimated key, time signature, instruments.
+def midi_metadata(pm: pretty_midi.PrettyMIDI, *, key: str | None = None, **extra: Any) -> MidiMetadata:
+    """Describe a MIDI: note count, length, first tempo, key, time signature, instruments.
 
+    `key` is the key the piece was composed in, where the engine knows it; otherwise the key is
+    estimated from the notes, with its confidence (a short piece can read as a related key).
     `extra` carries generation facts (tokens_generated, skipped_tokens, generation_s).
     """
     notes = [n for inst in pm.instruments for n in inst.notes]
     _, tempi = pm.get_tempo_changes()
     tempo = float(tempi[0]) if len(tempi) else 120.0
     pitched = [(n.pitch, n.end - n.start) for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    key, confidence = estimate_key(duration_weighted_pitch_classes(pitched))
+    confidence = None
+    if key is None and pitched:
+        estimated, confidence = estimate_key(duration_weighted_pitch_classes(pitched))
+        key = estimated.name
     ts = pm.time_signature_changes[0] if pm.time_signature_changes else None
     instruments = [
         "Drums" if inst.is_drum else pretty_midi.program_to_instrument_name(inst.program) for inst in pm.instruments
@@ -79,8 +84,8 @@ def midi_metadata(pm: pretty_midi.PrettyMIDI, **extra: Any) -> MidiMetadata:
         noteCount=len(notes),
         duration=round(float(pm.get_end_time()), 3),
         tempo=round(tempo, 3),
-        key=key.name if pitched else "unknown",
-        key_confidence=confidence if pitched else None,
+        key=key or "unknown",
+        key_confidence=confidence,
         time_signature=f"{ts.numerator}/{ts.denominator}" if ts else None,
         instruments=list(dict.fromkeys(instruments)),
         **extra,
