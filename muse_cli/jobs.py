@@ -119,10 +119,15 @@ def _shared_local() -> Any:
 
 
 def midi_stem(request: Any, result: Any) -> str:
-    """Name from the prompt, else engine + key + difficulty: 'etude-g-major-beginner'."""
+    """Name from the prompt, else engine + key + difficulty: 'etude-g-major-beginner'.
+
+    The key is named when the request fixed it or every sample shares it: `-n 3` without
+    `--key` gives three keys, and one name must not claim the first sample's for all.
+    """
     if request.prompt:
         return slugify(request.prompt)
-    key = request.key or (result.samples[0].metadata.key if result.samples else None)
+    keys = {sample.metadata.key for sample in result.samples}
+    key = request.key or (keys.pop() if len(keys) == 1 else None)
     parts = [result.engine, key or "", request.difficulty or ("beginner" if result.engine == "etude" else "")]
     return slugify(" ".join(p for p in parts if p))
 

@@ -81,19 +81,23 @@ class Target:
         return self if count == 1 else Target(self.folder, f"{self.stem}-{index + 1}", self.force)
 
 
-def write_group(target: Target, files: dict[str, bytes], sidecar: dict[str, Any] | None = None) -> list[Path]:
+def write_group(
+    target: Target, files: dict[str, bytes], sidecar: dict[str, Any] | None = None, *, sidecar_suffix: str = ".json"
+) -> list[Path]:
     """Write files sharing one stem ({suffix: data}, suffix like ".wav" or ".lyrics.txt") atomically.
 
-    Returns the final paths (sidecar last). The sidecar records the final file names.
+    Returns the final paths (sidecar last). The sidecar records the final file names. A command
+    whose input already has `<stem>.json` (render, next to a generated MIDI) names its own
+    sidecar apart, so the two never collide.
     """
-    suffixes = list(files) + ([".json"] if sidecar is not None else [])
+    suffixes = list(files) + ([sidecar_suffix] if sidecar is not None else [])
     stem = _free_stem(target, suffixes)
     paths = {suffix: target.folder / f"{stem}{suffix}" for suffix in suffixes}
     payloads = dict(files)
     if sidecar is not None:
         record = dict(sidecar)
         record["outputs"] = [paths[s].name for s in files]
-        payloads[".json"] = (json.dumps(record, indent=2, default=str) + "\n").encode()
+        payloads[sidecar_suffix] = (json.dumps(record, indent=2, default=str) + "\n").encode()
     written: list[Path] = []
     try:
         for suffix in suffixes:
@@ -103,7 +107,7 @@ def write_group(target: Target, files: dict[str, bytes], sidecar: dict[str, Any]
         # Another process took the name between the check and the write: undo ours and retry.
         for path in written:
             path.unlink(missing_ok=True)
-        return write_group(target, files, sidecar)
+        return write_group(target, files, sidecar, sidecar_suffix=sidecar_suffix)
     return written
 
 

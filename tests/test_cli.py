@@ -66,6 +66,17 @@ def test_json_mode_one_object_per_result(run_cli):
         assert obj["metadata"]["noteCount"] > 0
 
 
+def test_many_samples_are_named_by_a_key_only_when_they_share_it(run_cli):
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "-n", "3", "--seed", "1", "--json")
+    assert code == 0, err
+    objs = [json.loads(line) for line in out.splitlines()]
+    keys = {o["metadata"]["key"] for o in objs}
+    assert len(keys) > 1  # seed 1 draws several keys: a name with one of them would mislead
+    assert [Path(o["outputs"][0]).name for o in objs] == [f"etude-beginner-{i}.mid" for i in (1, 2, 3)]
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "-n", "2", "--seed", "1", "--key", "Eb", "-q")
+    assert [Path(p).name for p in out.split()] == ["etude-eb-major-beginner-1.mid", "etude-eb-major-beginner-2.mid"]
+
+
 def test_library_prints_never_reach_stdout(tmp_path):
     """pyfluidsynth prints to stdout at import when $CI is set; stdout must stay results only."""
     env = {**__import__("os").environ, "CI": "true"}

@@ -28,8 +28,24 @@ def test_render_writes_audio_next_to_the_midi(run_cli, tmp_path):
     assert path == tmp_path / "tune.flac"
     audio, sr = sf.read(path)
     assert sr == 22050 and audio.ndim == 1 and 1.9 < len(audio) / sr < 2.3  # 1.9 s of notes + release
-    meta = json.loads((tmp_path / "tune.json").read_text())
+    meta = json.loads((tmp_path / "tune.render.json").read_text())
     assert meta["engine"] == "builtin" and meta["request"]["format"] == "flac"
+    assert meta["outputs"] == ["tune.flac"]
+
+
+def test_render_after_gen_midi_keeps_both_sidecars_and_the_stem(run_cli, tmp_path):
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "--seed", "4", "-o", "piece.mid", "-q")
+    assert code == 0, err
+    before = (tmp_path / "piece.json").read_bytes()
+    code, out, err = run_cli("render", "piece.mid", "-q")
+    assert code == 0, err
+    assert out.split() == ["piece.wav"]
+    assert (tmp_path / "piece.json").read_bytes() == before
+    assert json.loads((tmp_path / "piece.render.json").read_text())["command"] == "render"
+    code, out, err = run_cli("render", "piece.mid", "-q", "--force")  # --force replaces the render, not the MIDI's record
+    assert code == 0, err
+    assert out.split() == ["piece.wav"]
+    assert (tmp_path / "piece.json").read_bytes() == before
 
 
 @pytest.mark.parametrize(

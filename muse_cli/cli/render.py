@@ -12,7 +12,7 @@ from muse_cli.cli import options as o
 
 EXAMPLES = """\b
 Examples:
-  muse render etude.mid                          # -> etude.wav + etude.json
+  muse render etude.mid                          # -> etude.wav + etude.render.json
   muse render song.mid --soundfont piano.sf2 --format flac
   muse render *.mid --out-dir audio --mono --normalize peak
 """
@@ -34,7 +34,10 @@ def render(
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
-    """Render MIDI files to audio. Writes <stem>.wav (or .flac) and a sidecar <stem>.json each."""
+    """Render MIDI files to audio. Writes <stem>.wav (or .flac) and a sidecar <stem>.render.json each.
+
+    The sidecar has its own name so that it never takes the place of the MIDI's <stem>.json.
+    """
     import time
 
     from muse_cli import jobs, ui as ui_mod
@@ -69,6 +72,6 @@ def render(
             backend="local", request=request, seed=None, timings={"render_s": elapsed},
             metadata={"source": str(path), "duration": info.audio.shape[-1] / info.sample_rate, "sample_rate": info.sample_rate},
         )
-        paths = write_group(target, {f".{request.format}": audio}, record)
+        paths = write_group(target, {f".{request.format}": audio}, record, sidecar_suffix=".render.json")
         ui.info(f"{paths[0].name}: {info.audio.shape[-1] / info.sample_rate:.1f} s rendered with {info.renderer}")
         ui.result([str(paths[0])], {"source": str(path), "renderer": info.renderer, "outputs": [str(p) for p in paths]})
