@@ -556,8 +556,8 @@ def _finish(
             stem = f"{job.prefix}-{slugify(kind.stem(request, outcome))}"
             _remove_orphans(folder, job.prefix, orphans)
             saved = kind.save(request, outcome, Target(folder, stem), COMMAND)
-            outputs = [p.name for item in saved for p in item.paths[:-1]]  # relative to the manifest
-            sidecars = [item.paths[-1].name for item in saved]
+            outputs = [p.name for item in saved for p in item.outputs]  # relative to the manifest
+            sidecars = [item.sidecar.name for item in saved if item.sidecar]
             notices = list(outcome.notices)
             backend_name = outcome.backend
         except MuseError as exc:

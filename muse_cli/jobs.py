@@ -43,10 +43,20 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 @dataclass
 class Saved:
-    """One saved result: its files and the JSON-able summary printed with --json."""
+    """One saved result: its files (sidecar last, where it has one) and the JSON-able summary."""
 
     paths: list[Path]
     summary: dict[str, Any] = field(default_factory=dict)
+    has_sidecar: bool = True
+
+    @property
+    def outputs(self) -> list[Path]:
+        """The files the user asked for (what stdout lists)."""
+        return self.paths[:-1] if self.has_sidecar else list(self.paths)
+
+    @property
+    def sidecar(self) -> Path | None:
+        return self.paths[-1] if self.has_sidecar else None
 
 
 # ------------------------------------------------------------------------------------ MIDI
@@ -319,7 +329,7 @@ def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: st
     if analysis.png is not None:
         files[".png"] = analysis.png
     paths = write_group(target, files)
-    return Saved(paths, {"report": report})
+    return Saved(paths, {"report": report}, has_sidecar=False)  # the report carries its provenance
 
 
 # ------------------------------------------------------------------------------- job kinds

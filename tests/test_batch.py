@@ -111,6 +111,27 @@ def test_rerun_of_finished_batch_does_nothing(run_cli, tmp_path):
     assert "0001-a-2.mid" in files(tmp_path / "out") and (tmp_path / "out" / "0001-a.mid").exists()
 
 
+def test_analyze_jobs_list_the_report_and_transcription_as_outputs(run_cli, tmp_path):
+    import pretty_midi
+
+    from muse_cli.contracts import RenderRequest
+    from muse_cli.music.render import render_to_bytes
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100)
+    piano = pretty_midi.Instrument(0)
+    piano.notes += [pretty_midi.Note(velocity=80, pitch=60 + i % 5, start=0.6 * i, end=0.6 * i + 0.5) for i in range(8)]
+    pm.instruments.append(piano)
+    (tmp_path / "take.wav").write_bytes(render_to_bytes(pm, RenderRequest(sample_rate=22050, stereo=False))[0])
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"kind": "analyze", "input": "take.wav", "midi": True}])
+    code, out, err = run_cli("batch", jobs, "--out-dir", "out", "-q")
+    assert code == 0, err
+    (entry,) = manifest(tmp_path / "out")
+    # The report carries its own provenance: it is an output, not a sidecar, and nothing is missed.
+    assert entry["outputs"] == ["0001-take.analysis.json", "0001-take.mid"] and entry["sidecars"] == []
+    assert [Path(p).name for p in out.split()] == entry["outputs"]
+    assert files(tmp_path / "out") == sorted(entry["outputs"] + [B.MANIFEST])
+
+
 def test_stdin_and_json_lines(run_cli, tmp_path, monkeypatch):
     text = "\n".join(json.dumps(x) for x in [etude("s1"), etude("s2"), {"kind": "midi", "engine": "midi-llm", "prompt": "x", "model": "/absent"}])
     monkeypatch.setattr("sys.stdin", io.StringIO(text))

@@ -71,7 +71,7 @@ def analyze(
                 ui.notice(notice)
                 shown_notices.add(notice)
         _show(ui, outcome.result.report)
-        paths = [str(p) for p in saved.paths]
+        paths = [str(p) for p in saved.outputs]
         if json_out:
             ui.print_json({**saved.summary["report"], "outputs": paths})
         else:

@@ -76,4 +76,4 @@ def gen_audio(
         result = chosen.run(jobs.audio_family(request), request, model=request.model, progress=progress)
     for item in jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"):
         ui.info(f"{item.paths[0].name}: {item.summary['duration']:.1f} s, {item.summary['channels']} ch, seed {item.summary['seed']}")
-        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})

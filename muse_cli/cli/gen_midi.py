@@ -104,4 +104,4 @@ def gen_midi(
             f"{item.paths[0].name}: {meta['noteCount']} notes, {meta['duration']:.1f} s, "
             f"{meta['key']}, {meta['tempo']:.0f} BPM ({result.engine}, seed {item.summary['seed']})"
         )
-        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})

@@ -83,7 +83,7 @@ def gen_song(
         ui.info(f"{item.paths[0].name}: {result.duration:.0f} s, tags: {result.tags}")
         if result.categories:
             ui.info(f"categories: {', '.join(result.categories)}")
-        ui.result([str(p) for p in item.paths[:-1]], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})
     return None
 
 
