@@ -32,7 +32,7 @@ from muse_cli.progress import null_progress
 
 MANIFEST = "manifest.jsonl"
 COMMAND = "batch"
-RESERVED = ("kind", "id")  # line fields that are not request fields
+RESERVED = ("kind", "id", "render")  # line fields that are not request fields
 FILE_SUFFIX = "_file"  # `lyrics_file: a.txt` fills the text field `lyrics` from a file
 RETRY_DELAY_S = 1.0  # first back-off; doubles per attempt, capped
 RETRY_DELAY_MAX_S = 30.0
@@ -52,6 +52,7 @@ class Job:
     prefix: str  # file-name prefix, unique in the batch: the id, or the zero-padded line number
     seed: int | None
     fields: dict[str, Any]  # request fields with input files as paths, read again at run time
+    render: Any = None  # a RenderRequest: also render the job's MIDI to audio
     _request: Any = field(default=None, repr=False)  # kept when it holds no file data
 
     def request(self) -> Any:
@@ -92,11 +93,12 @@ def kind_names() -> list[str]:
     return sorted(KINDS)
 
 
-def job_hash(kind: str, request: Any) -> str:
-    """The request's content hash plus its kind: the key `--resume` skips on."""
+def job_hash(kind: str, request: Any, render: Any = None) -> str:
+    """The request's content hash plus its kind (and render settings): the key `--resume` skips on."""
     from muse_cli.contracts import request_hash
 
-    return hashlib.sha256(f"{kind}:{request_hash(request)}".encode()).hexdigest()[:16]
+    extra = f":render:{request_hash(render)}" if render is not None else ""
+    return hashlib.sha256(f"{kind}:{request_hash(request)}{extra}".encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -248,13 +250,14 @@ def _job(number: int, raw: dict[str, Any], *, base: Path, defaults: dict[str, An
         raise InputError(f"id {job_id!r} must be a non-empty string or a number")
     contract = kind_of(kind).request_type()
     given = {k: v for k, v in raw.items() if k not in RESERVED}
-    fields = {**{k: v for k, v in defaults.items() if v is not None}, **given}
+    fields = {**{k: v for k, v in defaults.items() if v is not None and k not in RESERVED}, **given}
     fields = _resolve_paths(contract, fields, base)
+    render = _render(kind, raw["render"] if "render" in raw else defaults.get("render"), base)
     request = _validate(contract, _load_files(contract, fields))
     check = kind_of(kind).check  # kind-specific checks that need more than the contract
     if check is not None:
         check(request)
-    digest = job_hash(kind, request)  # before a seed is drawn: an unseeded job hashes without one
+    digest = job_hash(kind, request, render)  # before a seed is drawn: an unseeded job hashes without one
     seed = None
     if "seed" in contract.model_fields:
         seed = getattr(request, "seed", None)
@@ -269,8 +272,36 @@ def _job(number: int, raw: dict[str, Any], *, base: Path, defaults: dict[str, An
         prefix=slugify(str(job_id)) if job_id is not None else f"{number:04d}",
         seed=seed,
         fields=fields,
+        render=render,
         _request=None if has_files else _with_seed(request, seed),
     )
+
+
+def _render(kind: str, value: Any, base: Path) -> Any:
+    """A line's `render`: true, a format ("flac"), or RenderRequest fields ({"soundfont": ...})."""
+    if value is None or value is False:
+        return None
+    if not kind_of(kind).renders:
+        raise InputError(f"render: only midi jobs render, not {kind} jobs")
+    from muse_cli.contracts import RenderRequest
+
+    if value is True:
+        value = {}
+    elif isinstance(value, str):
+        value = {"format": value}
+    elif not isinstance(value, dict):
+        raise InputError(f"render: expected true, a format (wav, flac) or an object, got {value!r}")
+    try:
+        request = RenderRequest.model_validate(value)
+    except ValidationError as exc:
+        raise _LineErrors([_describe({**err, "loc": ("render", *err.get("loc", ()))}) for err in exc.errors()]) from None
+    if request.soundfont:
+        path = Path(request.soundfont).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise InputError(f"render.soundfont {request.soundfont!r}: no such file")
+        request = request.model_copy(update={"soundfont": str(path)})
+    return request
 
 
 def _with_seed(request: Any, seed: int | None) -> Any:
@@ -555,7 +586,8 @@ def _finish(
             request = job.request()
             stem = f"{job.prefix}-{slugify(kind.stem(request, outcome))}"
             _remove_orphans(folder, job.prefix, orphans)
-            saved = kind.save(request, outcome, Target(folder, stem), COMMAND)
+            extra = {"render": job.render} if job.render is not None else {}
+            saved = kind.save(request, outcome, Target(folder, stem), COMMAND, **extra)
             outputs = [p.name for item in saved for p in item.outputs]  # relative to the manifest
             sidecars = [item.sidecar.name for item in saved if item.sidecar]
             notices = list(outcome.notices)

@@ -351,9 +351,10 @@ class JobKind:
     name: str
     request: str  # contract class name in muse_cli.contracts
     run: Any  # (request, backend, progress) -> Outcome
-    save: Any  # (request, outcome, target, command) -> list[Saved]
+    save: Any  # (request, outcome, target, command[, render]) -> list[Saved]
     stem: Any  # (request, outcome) -> str: the file stem when the caller does not choose one
     check: Any = None  # (request) -> None, raising InputError: checks beyond the contract, run before any job
+    renders: bool = False  # its save takes render= (a RenderRequest): MIDI also rendered to audio
 
     def request_type(self) -> Any:
         from muse_cli import contracts
@@ -366,8 +367,8 @@ def _run_midi_job(request: Any, backend: Any, progress: ProgressFn) -> Outcome:
     return Outcome(result, used, [notice] if notice else [])
 
 
-def _save_midi_job(request: Any, outcome: Outcome, target: Target, command: str) -> list[Saved]:
-    saved, notices = save_midi(request, outcome.result, target, backend=outcome.backend, command=command)
+def _save_midi_job(request: Any, outcome: Outcome, target: Target, command: str, render: Any = None) -> list[Saved]:
+    saved, notices = save_midi(request, outcome.result, target, backend=outcome.backend, command=command, render=render)
     outcome.notices.extend(notices)
     return saved
 
@@ -399,7 +400,10 @@ def _analysis_stem(request: Any) -> str:
 
 
 KINDS: dict[str, JobKind] = {
-    "midi": JobKind("midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result), check_midi_request),
+    "midi": JobKind(
+        "midi", "MidiRequest", _run_midi_job, _save_midi_job, lambda r, o: midi_stem(r, o.result), check_midi_request,
+        renders=True,
+    ),
     "audio": JobKind("audio", "AudioRequest", _run_audio_job, _save_audio_job, lambda r, o: slugify(r.prompt or "musicgen"), check_audio_request),
     "song": JobKind("song", "SongRequest", _run_song_job, _save_song_job, lambda r, o: song_stem(r)),
     "analyze": JobKind("analyze", "AnalyzeRequest", run_analysis, _save_analysis_job, lambda r, o: _analysis_stem(r)),

@@ -257,6 +257,41 @@ def test_prompts_file_uses_command_options_as_defaults(run_cli, tmp_path):
     assert code == 2 and "line 1: duration" in err and "line 4: duration" in err
 
 
+def test_midi_jobs_render_to_audio_from_a_line_or_the_render_option(run_cli, tmp_path):
+    import soundfile as sf
+
+    (tmp_path / "prompts.txt").write_text("a calm waltz\n")
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "--bars", "2", "--prompts-file", "prompts.txt",
+                             "--render", "--format", "flac", "--out-dir", "po", "-q")
+    assert code == 0, err
+    assert [Path(p).name for p in out.split()] == ["0001-a-calm-waltz.mid", "0001-a-calm-waltz.flac"]
+    audio, sr = sf.read(tmp_path / "po" / "0001-a-calm-waltz.flac")
+    assert sr == 44100 and audio.shape[0] > sr
+    assert json.loads((tmp_path / "po" / "0001-a-calm-waltz.json").read_text())["render"]["format"] == "flac"
+
+    lines = [etude("plain"), etude("heard", render=True), etude("mono", render={"stereo": False, "sample_rate": 22050})]
+    jobs = write_jobs(tmp_path / "jobs.jsonl", lines)
+    code, _, err = run_cli("batch", jobs, "--out-dir", "out", "-q")
+    assert code == 0, err
+    outputs = {e["line"]: e["outputs"] for e in manifest(tmp_path / "out")}
+    assert outputs == {1: ["0001-plain.mid"], 2: ["0002-heard.mid", "0002-heard.wav"], 3: ["0003-mono.mid", "0003-mono.wav"]}
+    assert sf.info(tmp_path / "out" / "0003-mono.wav").channels == 1
+    # Render settings are part of the request: the same line without them is another job.
+    assert len({job.hash for job in B.plan([(1, etude("x")), (2, etude("x", render=True))], base=tmp_path).jobs}) == 2
+
+
+def test_bad_render_fields_are_line_errors(run_cli, tmp_path):
+    lines = [etude("a", render="mp4"), etude("b", render={"soundfont": "none.sf2"}), etude("c", render={"rate": 1}),
+             {"kind": "analyze", "input": "x.wav", "render": True}]
+    plan = B.plan(list(enumerate(lines, 1)), base=tmp_path)
+    assert [str(e) for e in plan.errors] == [
+        "line 1: render.format: Input should be 'wav' or 'flac' (got 'mp4')",
+        "line 2: render.soundfont 'none.sf2': no such file",
+        "line 3: unknown field 'render.rate'",
+        "line 4: render: only midi jobs render, not analyze jobs",
+    ]
+
+
 # ------------------------------------------------------------------------- killed mid-way
 
 

@@ -68,7 +68,7 @@ def run_prompts(ui: Any, kind: str, prompts_file: Path, defaults: dict[str, Any]
     )
 
 
-def prompts_conflict(*, prompt: Any, output: Any, render: bool = False) -> None:
+def prompts_conflict(*, prompt: Any, output: Any) -> None:
     """Options that name one result do not mix with --prompts-file."""
     from muse_cli.errors import InputError
 
@@ -76,8 +76,6 @@ def prompts_conflict(*, prompt: Any, output: Any, render: bool = False) -> None:
         raise InputError("give a prompt or --prompts-file, not both")
     if output is not None:
         raise InputError("-o/--output names one file: with --prompts-file use --out-dir")
-    if render:
-        raise InputError("--render is not available with --prompts-file: render the MIDI files afterwards with muse render")
 
 
 def execute(

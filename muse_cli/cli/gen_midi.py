@@ -63,14 +63,8 @@ def gen_midi(
         time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,
         count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
     )
-    if prompts_file is not None:
-        from muse_cli.cli.batch import prompts_conflict, run_prompts
-
-        prompts_conflict(prompt=prompt, output=output, render=render or soundfont is not None)
-        return run_prompts(ui, "midi", prompts_file, fields, out_dir=out_dir, backend=backend)
-    request = jobs.build(MidiRequest, prompt=prompt, **fields)
     render_request = (
-        jobs.build(RenderRequest, soundfont=str(soundfont) if soundfont else None, format=audio_format)
+        jobs.build(RenderRequest, soundfont=str(soundfont.resolve()) if soundfont else None, format=audio_format)
         if render or soundfont
         else None
     )
@@ -78,6 +72,13 @@ def gen_midi(
         from muse_cli.errors import InputError
 
         raise InputError(f"--soundfont {str(soundfont)!r}: no such file")
+    if prompts_file is not None:
+        from muse_cli.cli.batch import prompts_conflict, run_prompts
+
+        prompts_conflict(prompt=prompt, output=output)
+        defaults = {**fields, "render": render_request.model_dump() if render_request else None}
+        return run_prompts(ui, "midi", prompts_file, defaults, out_dir=out_dir, backend=backend)
+    request = jobs.build(MidiRequest, prompt=prompt, **fields)
     folder = Target.plan(stem="muse", out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
 
