@@ -29,10 +29,13 @@ def build(contract: type[BaseModel], /, **fields: Any) -> Any:
         raise InputError(describe_validation_error(exc)) from None
 
 
+POSITIONAL = {"prompt": "PROMPT", "description": "DESCRIPTION"}  # fields the commands take as arguments
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ())]
-    name = f"--{loc[0].replace('_', '-')}" if loc else "input"
+    name = (POSITIONAL.get(loc[0]) or f"--{loc[0].replace('_', '-')}") if loc else "input"
     message = first.get("msg", "invalid value")
     message = message.removeprefix("Value error, ")
     value = first.get("input")

@@ -55,7 +55,7 @@ def test_same_seed_same_audio_and_count_gives_variations(run_cli, tiny_model):
         (["x", "-d", "-3"], "--duration"),
         (["x", "-d", "nan"], "--duration"),
         (["x", "-d", "301"], "--duration"),
-        (["   "], "--prompt: must not be empty"),
+        (["   "], "PROMPT: must not be empty"),
         ([], "prompt must not be empty"),
         (["x", "--temperature", "0"], "--temperature"),
         (["x", "--top-k", "-1"], "--top-k"),
