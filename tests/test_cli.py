@@ -122,7 +122,7 @@ def test_output_option_names_the_file(run_cli, tmp_path):
         (["--tempo", "0"], "--tempo"),
         (["--tempo", "nan"], "--tempo"),
         (["--tempo", "1000"], "--tempo"),
-        (["   "], "--prompt"),
+        (["   "], "PROMPT: must not be empty"),
         (["--seed", "-1", "--engine", "etude"], "--seed"),
         (["--time-signature", "7/8"], "--time-signature"),
         (["--count", "0"], "--count"),
