@@ -81,6 +81,24 @@ class Target:
         return self if count == 1 else Target(self.folder, f"{self.stem}-{index + 1}", self.force)
 
 
+def output_format(output: str | os.PathLike | None, given: str | None, allowed: tuple[str, ...]) -> str | None:
+    """The format `-o FILE` names: `-o take.flac` means flac. None: neither says (the default applies).
+
+    A suffix the command cannot write, or one that contradicts --format, is an error rather than
+    a file whose name lies about its content.
+    """
+    suffix = Path(output).suffix.lower().lstrip(".") if output is not None else ""
+    if not suffix:
+        return given
+    if suffix not in allowed:
+        names = [f".{a}" for a in allowed]
+        names = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise InputError(f"-o/--output {str(output)!r}: this command writes {names}")
+    if given is not None and given != suffix:
+        raise InputError(f"-o/--output {str(output)!r} is {suffix} but --format is {given}: give one of them")
+    return suffix
+
+
 def write_group(
     target: Target, files: dict[str, bytes], sidecar: dict[str, Any] | None = None, *, sidecar_suffix: str = ".json"
 ) -> list[Path]:

@@ -48,6 +48,19 @@ def test_render_after_gen_midi_keeps_both_sidecars_and_the_stem(run_cli, tmp_pat
     assert (tmp_path / "piece.json").read_bytes() == before
 
 
+def test_render_output_name_sets_the_format_and_a_clash_writes_nothing(run_cli, tmp_path):
+    src = _midi(tmp_path / "tune.mid")
+    code, out, err = run_cli("render", str(src), "-o", "take.flac", "-q")
+    assert code == 0, err
+    assert out.split() == ["take.flac"] and sf.info(tmp_path / "take.flac").format == "FLAC"
+    for args in (["-o", "other.flac", "--format", "wav"], ["-o", "other.mp4"]):
+        code, out, err = run_cli("render", str(src), *args)
+        assert code == 2 and out == "" and "-o/--output" in err
+    assert not list(tmp_path.glob("other*"))
+    code, _, err = run_cli("gen", "midi", "--engine", "etude", "-o", "piece.wav")
+    assert code == 2 and "writes .mid" in err
+
+
 @pytest.mark.parametrize(
     "content,needle",
     [(b"", "empty"), (b"MThd\x00\x00\x00\x06garbage", "tune.mid"), (None, "no notes"), ("missing", "tune.mid")],

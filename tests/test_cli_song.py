@@ -11,7 +11,7 @@ import pytest
     "args,needle",
     [
         ([], "description must not be empty"),
-        (["   "], "--description"),
+        (["   "], "DESCRIPTION: must not be empty"),
         (["x", "--instrumental", "--lyrics", "lyrics.txt"], "not both"),
         (["--tags", "pop", "--lyrics", "missing.txt"], "no such file"),
         (["--tags", "pop", "--lyrics", "empty.txt"], "is empty"),

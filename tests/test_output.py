@@ -4,7 +4,7 @@ import os
 import pytest
 
 from muse_cli.errors import InputError
-from muse_cli.output import PART_SUFFIX, Target, clean_partials, slugify, write_group
+from muse_cli.output import PART_SUFFIX, Target, clean_partials, output_format, slugify, write_group
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,24 @@ def test_slugify_is_safe(text, expected):
 def test_slugify_caps_length_at_word_boundary():
     slug = slugify("word " * 40)
     assert len(slug) <= 64 and not slug.endswith("-") and slug.startswith("word-word")
+
+
+@pytest.mark.parametrize(
+    "output,given,expected",
+    [(None, None, None), (None, "flac", "flac"), ("take", "flac", "flac"), ("take.FLAC", None, "flac"),
+     ("dir.v1/take.wav", "wav", "wav")],
+)
+def test_output_format_follows_the_file_name(output, given, expected):
+    assert output_format(output, given, ("wav", "flac", "mp3")) == expected
+
+
+@pytest.mark.parametrize(
+    "output,given,needle",
+    [("take.ogg", None, "writes .wav, .flac or .mp3"), ("take.flac", "wav", "is flac but --format is wav")],
+)
+def test_output_format_refuses_a_name_that_lies(output, given, needle):
+    with pytest.raises(InputError, match=needle):
+        output_format(output, given, ("wav", "flac", "mp3"))
 
 
 def test_write_group_never_overwrites_without_force(tmp_path):

@@ -33,7 +33,7 @@ def gen_audio(
     melody: Annotated[Optional[Path], typer.Option("--melody", help="Audio whose melody conditions generation (melody models).", show_default=False)] = None,
     continuation: Annotated[Optional[Path], typer.Option("--continue", help="Audio clip to continue.", show_default=False)] = None,
     decoder: Annotated[str, typer.Option(help="encodec, or mbd (MultiBandDiffusion, on Modal).")] = "encodec",
-    audio_format: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
+    audio_format: Annotated[Optional[str], typer.Option("--format", help="wav, flac or mp3 (or the -o file's extension). [default: wav]", show_default=False)] = None,
     float_wav: Annotated[bool, typer.Option("--float", help="32-bit float WAV instead of 16-bit.")] = False,
     normalize: Annotated[str, typer.Option(help="loudness (-14 LUFS), peak, rms, clip or none.")] = "loudness",
     target_lufs: Annotated[float, typer.Option("--target-lufs", help="Loudness target for --normalize loudness.")] = -14.0,
@@ -52,9 +52,10 @@ def gen_audio(
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
     from muse_cli.contracts import AudioRequest
-    from muse_cli.output import Target
+    from muse_cli.output import Target, output_format
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
     fields = dict(
         duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,

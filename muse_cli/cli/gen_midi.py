@@ -37,7 +37,7 @@ def gen_midi(
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most MIDI tokens to generate (3..8190). [default: 2046]", show_default=False)] = None,
     render: Annotated[bool, typer.Option("--render", help="Also render each MIDI to audio.")] = False,
     soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) for --render through FluidSynth.", show_default=False)] = None,
-    audio_format: Annotated[str, typer.Option("--format", help="Audio format for --render: wav or flac.")] = "wav",
+    audio_format: Annotated[Optional[str], typer.Option("--format", help="Audio format for --render: wav or flac. [default: wav]", show_default=False)] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line (- for stdin): a batch with these options as defaults (see muse batch).", show_default=False)] = None,
     count: o.Count = 1,
     seed: o.Seed = None,
@@ -55,9 +55,10 @@ def gen_midi(
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
     from muse_cli.contracts import MidiRequest, RenderRequest
-    from muse_cli.output import Target
+    from muse_cli.output import Target, output_format
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    output_format(output, None, ("mid",))  # -o names the MIDI; --render's audio takes its stem
     fields = dict(
         engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
         time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,

@@ -34,7 +34,7 @@ def gen_song(
     scheduler: Annotated[Optional[str], typer.Option(help="euler, heun or pingpong. [default: euler]", show_default=False)] = None,
     cfg_type: Annotated[Optional[str], typer.Option("--cfg-type", help="apg, cfg or cfg_star. [default: apg]", show_default=False)] = None,
     omega: Annotated[Optional[float], typer.Option(help="Granularity scale. [default: 10]", show_default=False)] = None,
-    audio_format: Annotated[str, typer.Option("--format", help="wav, flac or mp3.")] = "wav",
+    audio_format: Annotated[Optional[str], typer.Option("--format", help="wav, flac or mp3 (or the -o file's extension). [default: wav]", show_default=False)] = None,
     float_wav: Annotated[bool, typer.Option("--float", help="32-bit float WAV instead of 16-bit.")] = False,
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Skip the cover art.")] = False,
     no_categories: Annotated[bool, typer.Option("--no-categories", help="Skip naming genre categories.")] = False,
@@ -55,11 +55,12 @@ def gen_song(
     from muse_cli.contracts import SongRequest
     from muse_cli.engines.base import derive_seed
     from muse_cli.errors import InputError
-    from muse_cli.output import Target
+    from muse_cli.output import Target, output_format
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     if count < 1 or count > 16:
         raise InputError(f"--count: must be 1..16 (got {count})")
+    audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
     fields = dict(
         lyrics=_read_lyrics(lyrics), tags=tags, describe_lyrics=describe_lyrics, instrumental=instrumental,
         duration=duration, steps=steps, guidance=guidance, scheduler=scheduler, cfg_type=cfg_type, omega=omega,

@@ -22,7 +22,7 @@ Examples:
 def render(
     files: Annotated[List[Path], typer.Argument(help="MIDI file(s) to render.", show_default=False)],
     soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) to render with FluidSynth.", show_default=False)] = None,
-    audio_format: Annotated[str, typer.Option("--format", help="wav or flac.")] = "wav",
+    audio_format: Annotated[Optional[str], typer.Option("--format", help="wav or flac (or the -o file's extension). [default: wav]", show_default=False)] = None,
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="Output sample rate in Hz.")] = 44100,
     mono: Annotated[bool, typer.Option("--mono", help="Mono output (default stereo).")] = False,
     normalize: Annotated[str, typer.Option(help="loudness (-14 LUFS), peak, rms, clip or none.")] = "loudness",
@@ -45,9 +45,10 @@ def render(
     from muse_cli.errors import InputError
     from muse_cli.music.midi import load_midi
     from muse_cli.music.render import render_to_bytes
-    from muse_cli.output import Target, sidecar, write_group
+    from muse_cli.output import Target, output_format, sidecar, write_group
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    audio_format = output_format(output, audio_format, ("wav", "flac"))
     request = jobs.build(
         RenderRequest,
         soundfont=str(soundfont) if soundfont else None, format=audio_format, sample_rate=sample_rate,
