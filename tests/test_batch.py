@@ -304,10 +304,12 @@ def _start(tmp_path: Path, jobs: Path) -> subprocess.Popen:
 
 def _wait_for_lines(folder: Path, count: int, proc: subprocess.Popen, limit_s: float = 60) -> None:
     deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        path = folder / B.MANIFEST
+    path = folder / B.MANIFEST
+    while time.monotonic() < deadline:
         if path.exists() and path.read_text().count("\n") >= count:
             return
+        if proc.poll() is not None:  # ended before writing them (checked after the read: a fast finish is fine)
+            break
         time.sleep(0.02)
     raise AssertionError("the batch did not get going")
 
