@@ -23,7 +23,7 @@ Examples:
 
 @app.command("analyze", epilog=EXAMPLES)
 def analyze(
-    inputs: Annotated[List[Path], typer.Argument(metavar="FILE_OR_FOLDER...", help="WAV, FLAC, OGG, MP3 or MIDI files, or folders of them.", show_default=False)],
+    inputs: Annotated[List[Path], typer.Argument(metavar="FILE_OR_FOLDER", help="WAV, FLAC, OGG, MP3 or MIDI files, or folders of them.", show_default=False)],
     transcribe: Annotated[Optional[bool], typer.Option("--transcribe/--no-transcribe", help="Note transcription of audio (default: on when installed).", show_default=False)] = None,
     notes: Annotated[bool, typer.Option("--notes", help="Include every note in the JSON report.")] = False,
     midi: Annotated[bool, typer.Option("--midi", help="Write the transcription as <stem>.mid.")] = False,
