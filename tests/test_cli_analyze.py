@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pretty_midi
 import pytest
@@ -35,6 +36,23 @@ def test_analyze_writes_report_and_prints_paths(run_cli, performance, tmp_path):
     assert report["muse"]["command"] == "analyze" and report["muse"]["request"]["midi"] is True
     assert abs(report["tempo_bpm"]["value"] - 100) <= 2
     assert "perceptual" in err and "absent" in err  # the table says how to get the 19-D scores
+
+
+def test_a_recording_and_its_midi_get_reports_named_apart(run_cli, performance, tmp_path):
+    import shutil
+
+    folder = tmp_path / "session"
+    folder.mkdir()
+    shutil.copy(performance, folder / "take.wav")
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100)
+    piano = pretty_midi.Instrument(0)
+    piano.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=0, end=1))
+    pm.instruments.append(piano)
+    pm.write(str(folder / "take.mid"))
+    code, out, err = run_cli("analyze", str(folder), "--no-transcribe", "-q")
+    assert code == 0, err
+    assert sorted(Path(p).name for p in out.split()) == ["take-mid.analysis.json", "take-wav.analysis.json"]
+    assert json.loads((folder / "take-mid.analysis.json").read_text())["source"]["kind"] == "midi"
 
 
 def test_analyze_json_prints_the_report(run_cli, performance):

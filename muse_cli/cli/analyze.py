@@ -51,12 +51,13 @@ def analyze(
         checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
     )
     files = _expand(inputs)
+    stems = _report_stems(files, out_dir)
     chosen = get_backend(backend)
     failures: list[tuple[Path, MuseError]] = []
     shown_notices: set[str] = set()
     for path in files:
         try:
-            target = Target.plan(stem=path.stem, out_dir=out_dir or path.parent, force=force)
+            target = Target.plan(stem=stems[path], out_dir=out_dir or path.parent, force=force)
             with ui.progress(f"analysing {path.name}", total=1.0) as progress:
                 outcome = jobs.run_analysis(request, chosen, progress, source=path)
             saved = jobs.save_analysis(request, outcome, target, command="analyze")
@@ -98,6 +99,18 @@ def _expand(inputs: list[Path]) -> list[Path]:
         else:
             raise InputError(f"{str(item)!r}: no such file or folder")
     return files
+
+
+def _report_stems(files: list[Path], out_dir: Path | None) -> dict[Path, str]:
+    """Each input's report stem: its own, or with its type added when another input's report
+    would share the name (take.wav and take.mid -> take-wav, take-mid), so none is take-2."""
+    from collections import Counter
+
+    def place(path: Path) -> tuple[Path, str]:
+        return ((out_dir or path.parent).resolve(), path.stem)
+
+    shared = Counter(place(p) for p in files)
+    return {p: p.stem if shared[place(p)] == 1 else f"{p.stem}-{p.suffix.lstrip('.').lower()}" for p in files}
 
 
 AREAS = (
