@@ -20,17 +20,20 @@ import secrets
 import threading
 import time
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from pydantic import ValidationError
 
 from muse_cli.errors import InputError, MuseError, RuntimeFailure, TransientFailure
-from muse_cli.output import Target, clean_partials, slugify
+from muse_cli.output import Journal, Target, land_together, slugify
 from muse_cli.progress import null_progress
 
 MANIFEST = "manifest.jsonl"
+LOCK = "manifest.lock"  # flock'ed by the one run that owns the folder; holds its pid; never deleted
+JOURNAL = "manifest.journal"  # the exact names each job is about to write (see output.Journal)
 COMMAND = "batch"
 RESERVED = ("kind", "id", "render")  # line fields that are not request fields
 FILE_SUFFIX = "_file"  # `lyrics_file: a.txt` fills the text field `lyrics` from a file
@@ -390,14 +393,23 @@ class Manifest:
         self.entries: list[dict[str, Any]] = []
         self._recorded: set[str] = set()
         self._lock = threading.Lock()
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the torn last line of a killed run
-                if isinstance(entry, dict) and "hash" in entry:
-                    self._add(entry)
+        if os.path.lexists(self.path) and not self.path.is_file():
+            kind = "a folder" if self.path.is_dir() else "not a regular file"
+            raise InputError(f"{self.path} is {kind}, not a muse manifest", hint="move it away, or use another --out-dir")
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace") if self.path.exists() else ""
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot read {self.path}: {exc.strerror}") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the torn last line of a killed run
+            if isinstance(entry, dict) and "hash" in entry:
+                problem = _entry_problem(entry)
+                if problem:
+                    raise InputError(f"{self.path} line {number}: {problem}", hint="fix or delete that line (it was edited by hand?)")
+                self._add(entry)
 
     @property
     def exists(self) -> bool:
@@ -410,6 +422,13 @@ class Manifest:
         """Names of the files that finished jobs wrote (bare names, in the manifest's folder)."""
         return set(self._recorded)
 
+    def finished(self, key: str, names: list[str]) -> bool:
+        """Does an ok line record job `key` with all these files? (A journal intent it confirms.)"""
+        return any(
+            e["hash"] == key and e.get("status") == "ok" and set(names) <= {*e.get("outputs", []), *e.get("sidecars", [])}
+            for e in self.entries
+        )
+
     def _add(self, entry: dict[str, Any]) -> None:
         self.entries.append(entry)
         if entry.get("status") == "ok":
@@ -418,19 +437,80 @@ class Manifest:
     def append(self, entry: dict[str, Any]) -> None:
         data = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
         with self._lock:
-            with open(self.path, "ab") as fh:
-                if fh.tell() > 0 and not _ends_with_newline(self.path):
-                    fh.write(b"\n")  # after a torn line, start clean
-                fh.write(data.encode())
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                with open(self.path, "ab") as fh:
+                    if fh.tell() > 0 and not _ends_with_newline(self.path):
+                        fh.write(b"\n")  # after a torn line, start clean
+                    fh.write(data.encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise RuntimeFailure(
+                    f"cannot record job {entry.get('id')!r} in {self.path}: {exc.strerror}",
+                    hint="free some space and run the same command again: finished jobs are kept",
+                ) from None
             self._add(entry)
+
+
+def _entry_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with a hand-edited manifest line's types, or None."""
+    if not isinstance(entry["hash"], str):
+        return f"\"hash\" must be a string, not {type(entry['hash']).__name__}"
+    if "status" in entry and not isinstance(entry["status"], str):
+        return f"\"status\" must be a string, not {type(entry['status']).__name__}"
+    for key in ("outputs", "sidecars"):
+        value = entry.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            return f"\"{key}\" must be a list of file names"
+    return None
 
 
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) == b"\n"
+
+
+class FolderBusy(RuntimeFailure):
+    """Another muse batch holds the folder's lock."""
+
+
+@contextmanager
+def folder_lock(folder: Path, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One batch per folder: an exclusive flock on `manifest.lock`, released when the process ends
+    however it ends. Busy: FolderBusy (exit 1) at once, or with `wait` block until it is free."""
+    import fcntl
+
+    path = folder / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot open the lock file {path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise FolderBusy(
+                    f"another muse batch{holder} is running in {folder}", hint="let it finish, or rerun with --wait to queue behind it"
+                ) from None
+            if on_wait:
+                on_wait(f"waiting for the muse batch{holder} running in {folder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
 
 
 # ---------------------------------------------------------------------------------- running
@@ -457,7 +537,7 @@ class Summary:
     skipped: int = 0  # already done in the manifest
     not_run: int = 0  # left when interrupted
     interrupted: bool = False
-    removed_partials: int = 0
+    removed_partials: int = 0  # files of unfinished jobs the journal proved ours, removed before the run
     elapsed_s: float = 0.0
     entries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -494,10 +574,10 @@ def run(
     reporter = reporter or _Silent()
     stop = stop or threading.Event()
     start = time.perf_counter()
-    summary = Summary(removed_partials=clean_partials(folder))
     manifest = Manifest(folder)
+    journal = Journal(folder / JOURNAL)
+    summary = Summary(removed_partials=journal.recover(manifest.finished))
     waiting, summary.skipped = pending(jobs, manifest, resume)
-    orphans = _unrecorded(folder, manifest)
     inbox: queue.Queue[Job] = queue.Queue()
     for job in waiting:
         inbox.put(job)
@@ -531,7 +611,7 @@ def run(
                     break
                 continue
             remaining -= 1
-            entry = _finish(job, outcome, timings, attempts, folder, manifest, orphans)
+            entry = _finish(job, outcome, timings, attempts, folder, manifest, journal)
             summary.entries.append(entry)
             if entry["status"] == "ok":
                 summary.ok += 1
@@ -540,6 +620,7 @@ def run(
             reporter.finished(job, entry)
     finally:
         stop.set()  # workers take no new job, whatever ended the loop
+    journal.clear()  # every intent is committed to the manifest or rolled back
     summary.not_run = remaining
     summary.interrupted = remaining > 0
     summary.elapsed_s = time.perf_counter() - start
@@ -570,27 +651,31 @@ def _attempt(job: Job, backend: Any, retries: int, stop: threading.Event, sleep:
 
 
 def _finish(
-    job: Job, outcome: Any, timings: dict[str, float], attempts: int, folder: Path, manifest: Manifest, orphans: set[str]
+    job: Job, outcome: Any, timings: dict[str, float], attempts: int, folder: Path, manifest: Manifest, journal: Journal
 ) -> dict[str, Any]:
-    """Save a finished job's files, then append its manifest line (the line is the commit)."""
+    """Save a finished job's files as one group, then append its manifest line (the line is the commit).
+
+    The journal records the group's names before they are written, so a run killed between the
+    files and the line leaves nothing the next run cannot prove and remove.
+    """
     entry: dict[str, Any] = {"id": job.id, "line": job.line, "kind": job.kind, "hash": job.hash}
     outputs: list[str] = []
     sidecars: list[str] = []
     error: MuseError | None = outcome if isinstance(outcome, MuseError) else None
     notices: list[str] = []
     backend_name = None
+    group = None
     if error is None:
         t0 = time.perf_counter()
         try:
             kind = kind_of(job.kind)
             request = job.request()
             stem = f"{job.prefix}-{slugify(kind.stem(request, outcome))}"
-            _remove_orphans(folder, job.prefix, orphans)
             extra = {"render": job.render} if job.render is not None else {}
-            saved = kind.save(request, outcome, Target(folder, stem), COMMAND, **extra)
+            saved, group = land_together(lambda: kind.save(request, outcome, Target(folder, stem), COMMAND, **extra), journal, job.hash)
             outputs = [p.name for item in saved for p in item.outputs]  # relative to the manifest
             sidecars = [item.sidecar.name for item in saved if item.sidecar]
-            notices = list(outcome.notices)
+            notices = list(dict.fromkeys(outcome.notices))
             backend_name = outcome.backend
         except MuseError as exc:
             error = exc
@@ -610,7 +695,14 @@ def _finish(
         timings={k: round(v, 4) for k, v in timings.items()},
         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    manifest.append(entry)
+    try:
+        manifest.append(entry)
+    except BaseException:
+        if group is not None:
+            group.rollback()  # files without their manifest line would be nobody's
+        raise
+    if group is not None:
+        group.finish()
     return entry
 
 
@@ -620,20 +712,3 @@ def _error_type(error: MuseError) -> str:
     if isinstance(error, TransientFailure):
         return "transient"
     return "runtime"
-
-
-def _unrecorded(folder: Path, manifest: Manifest) -> set[str]:
-    """Files in the folder no finished job records: what an interrupted run may have left."""
-    recorded = manifest.recorded_files()
-    return {p.name for p in folder.iterdir() if p.name not in recorded and p.name != MANIFEST and p.is_file()}
-
-
-def _remove_orphans(folder: Path, prefix: str, orphans: set[str]) -> None:
-    """Drop this job's files from an interrupted run (saved, but killed before its manifest line).
-
-    In a batch folder, names starting with a job's prefix belong to that job; files the manifest
-    records are never touched.
-    """
-    for name in [n for n in orphans if n.startswith((f"{prefix}-", f"{prefix}."))]:
-        (folder / name).unlink(missing_ok=True)
-        orphans.discard(name)

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from muse_cli.errors import InputError
-from muse_cli.output import PART_SUFFIX, Target, clean_partials, output_format, slugify, write_group
+from muse_cli.output import PART_SUFFIX, Journal, Target, output_format, slugify, together, write_group
 
 
 @pytest.mark.parametrize(
@@ -73,38 +73,53 @@ def test_no_temporary_files_remain(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.wav"]
 
 
-def test_clean_partials(tmp_path):
-    (tmp_path / f".x.wav.abcd{PART_SUFFIX}").write_bytes(b"partial")
-    assert clean_partials(tmp_path) == 1
+def test_journal_recovery_removes_only_what_it_proves_ours(tmp_path):
+    """A killed run: its linked finals are hard links of its temporaries; a user's file is not."""
+    journal = Journal(tmp_path / "manifest.journal")
+    with together(journal, "job1") as group:
+        write_group(Target(tmp_path, "take"), {".mid": b"mine"}, {"k": 1})
+    # killed before the commit: finals linked, temporaries still there
+    temps = [p for p in tmp_path.iterdir() if p.name.endswith(PART_SUFFIX)]
+    assert len(temps) == 2 and (tmp_path / "take.mid").read_bytes() == b"mine"
+    (tmp_path / "take-notes.txt").write_text("the user's")  # shares the prefix: never touched
+    (tmp_path / f".other.wav.0000{PART_SUFFIX}").write_bytes(b"not in the journal")
+    assert journal.recover(lambda key, names: False) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".other.wav.0000{PART_SUFFIX}", "take-notes.txt"]
+    assert group.linked  # (the group object saw both links)
+
+
+def test_journal_recovery_keeps_a_committed_job_and_a_replaced_file(tmp_path):
+    journal = Journal(tmp_path / "manifest.journal")
+    with together(journal, "job1"):
+        write_group(Target(tmp_path, "a"), {".mid": b"a"})
+    with together(journal, "job2"):
+        write_group(Target(tmp_path, "b"), {".mid": b"b"})
+    (tmp_path / "b.mid").unlink()
+    (tmp_path / "b.mid").write_bytes(b"the user's own b.mid")  # another inode: not provably ours
+    removed = journal.recover(lambda key, names: key == "job1" and names == ["a.mid"])
+    assert removed == 2  # the two temporaries only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mid", "b.mid"]
+    assert (tmp_path / "b.mid").read_bytes() == b"the user's own b.mid"
+
+
+def test_a_group_lands_whole_or_not_at_all(tmp_path):
+    with pytest.raises(RuntimeError):
+        with together():
+            write_group(Target(tmp_path, "one"), {".mid": b"1"}, {})
+            write_group(Target(tmp_path, "one"), {".mid": b"2"}, {})  # a free stem within the group
+            raise RuntimeError("render failed")
     assert list(tmp_path.iterdir()) == []
+    with together():
+        first = write_group(Target(tmp_path, "one"), {".mid": b"1"}, {})
+        second = write_group(Target(tmp_path, "one"), {".mid": b"2"}, {})
+        assert not first[0].exists()  # nothing appears before the group ends
+    assert [p.name for p in first + second] == ["one.mid", "one.json", "one-2.mid", "one-2.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one-2.json", "one-2.mid", "one.json", "one.mid"]
 
 
-def test_plan_creates_missing_out_dir(tmp_path):
-    target = Target.plan(stem="Hello World", out_dir=tmp_path / "new" / "dir")
-    assert target.folder.is_dir() and target.stem == "hello-world"
-
-
-def test_plan_output_file(tmp_path):
-    target = Target.plan(stem="ignored", output=tmp_path / "sub" / "mine.mid")
-    assert target.folder == tmp_path / "sub" and target.stem == "mine"
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_plan_unwritable_folder(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    with pytest.raises(InputError, match="not writable"):
-        Target.plan(stem="x", out_dir=locked)
-
-
-def test_plan_folder_under_a_file(tmp_path):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(InputError, match="cannot create output folder"):
-        Target.plan(stem="x", out_dir=tmp_path / "file" / "sub")
-
-
-def test_numbered_targets(tmp_path):
-    target = Target(tmp_path, "etude")
-    assert target.numbered(0, 1).stem == "etude"
-    assert [target.numbered(i, 3).stem for i in range(3)] == ["etude-1", "etude-2", "etude-3"]
+def test_a_dangling_link_is_a_taken_name_and_left_alone(tmp_path):
+    (tmp_path / "tune.mid").symlink_to(tmp_path / "gone.mid")
+    for force in (False, True):
+        paths = write_group(Target(tmp_path, "tune", force=force), {".mid": b"x"})
+        assert paths[0].name == ("tune-2.mid" if not force else "tune-2.mid")
+        assert os.readlink(tmp_path / "tune.mid") == str(tmp_path / "gone.mid")

@@ -35,6 +35,7 @@ def batch(
     kind: Annotated[Optional[str], typer.Option("--kind", help="Kind for lines without a \"kind\" field.", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension, else by content), jsonl or csv.")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show what would run; run nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another muse batch is running in the out-dir, wait for it, then run what it left (default: exit 1 at once).")] = False,
     out_dir: o.OutDir = None,
     backend: o.Backend = "auto",
     json_out: o.Json = False,
@@ -53,7 +54,7 @@ def batch(
     rows, errors = B.parse_rows(text, B.detect_format(jobs_file, text) if fmt == "auto" else fmt)
     return execute(
         ui, rows, errors, base=base, default_kind=kind, out_dir=out_dir, backend=backend, concurrency=concurrency,
-        retries=retries, resume=resume, skip_invalid=skip_invalid, dry_run=dry_run,
+        retries=retries, resume=resume, skip_invalid=skip_invalid, dry_run=dry_run, wait=wait,
     )
 
 
@@ -93,13 +94,10 @@ def execute(
     resume: bool | None = None,
     skip_invalid: bool = False,
     dry_run: bool = False,
+    wait: bool = False,
 ) -> int:
     """Validate everything, then run on one long-lived backend; returns the exit code."""
-    import signal
-    import threading
-
     from muse_cli import batch as B
-    from muse_cli.backends import choose, get_backend
     from muse_cli.errors import ExitCode
     from muse_cli.output import resolve_out_dir
 
@@ -116,6 +114,39 @@ def execute(
         return ExitCode.OK
 
     folder = resolve_out_dir(out_dir)
+    if dry_run:
+        return _plan_only(ui, plan, folder, resume)
+    with B.folder_lock(folder, wait=wait, on_wait=ui.info):  # read the manifest only once it is ours
+        return _run_locked(ui, plan, folder, backend=backend, concurrency=concurrency, retries=retries, resume=resume)
+
+
+def _plan_only(ui: Any, plan: Any, folder: Path, resume: bool | None) -> int:
+    """--dry-run: what would run, from the manifest as it is now (no lock: nothing is written)."""
+    from muse_cli import batch as B
+    from muse_cli.errors import ExitCode
+
+    manifest = B.Manifest(folder)
+    resume = manifest.exists if resume is None else resume
+    waiting, done = B.pending(plan.jobs, manifest, resume)
+    if done:
+        ui.info(f"{done} of {len(plan.jobs)} jobs already done in {manifest.path}: skipped")
+    for job in waiting:
+        if ui.json:
+            ui.print_json({"id": job.id, "line": job.line, "kind": job.kind, "hash": job.hash, "seed": job.seed})
+        else:
+            ui.info(f"would run line {job.line} ({job.kind}, id {job.id})")
+    ui.info(f"{len(waiting)} to run, {done} done, {len(plan.errors)} invalid")
+    return ExitCode.OK
+
+
+def _run_locked(ui: Any, plan: Any, folder: Path, *, backend: str, concurrency: int | None, retries: int, resume: bool | None) -> int:
+    import signal
+    import threading
+
+    from muse_cli import batch as B
+    from muse_cli.backends import choose, get_backend
+    from muse_cli.errors import ExitCode
+
     manifest = B.Manifest(folder)
     resume = manifest.exists if resume is None else resume
     waiting, done = B.pending(plan.jobs, manifest, resume)
@@ -123,14 +154,6 @@ def execute(
     concurrency = concurrency or DEFAULT_CONCURRENCY.get(name, 1)
     if done:
         ui.info(f"{done} of {len(plan.jobs)} jobs already done in {manifest.path}: skipped")
-    if dry_run:
-        for job in waiting:
-            if ui.json:
-                ui.print_json({"id": job.id, "line": job.line, "kind": job.kind, "hash": job.hash, "seed": job.seed})
-            else:
-                ui.info(f"would run line {job.line} ({job.kind}, id {job.id})")
-        ui.info(f"{len(waiting)} to run, {done} done, {len(plan.errors)} invalid")
-        return ExitCode.OK
     if not waiting:
         ui.info(f"all {len(plan.jobs)} jobs are done (see {manifest.path}); use --no-resume to run them again")
         return ExitCode.OK
@@ -156,7 +179,7 @@ def execute(
     rate = summary.ok / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     ui.info(f"batch: {', '.join(parts)} in {summary.elapsed_s:.1f} s ({rate:.2f} jobs/s); manifest {manifest.path}")
     if summary.removed_partials:
-        ui.info(f"removed {summary.removed_partials} partial file(s) left by an interrupted run")
+        ui.info(f"removed {summary.removed_partials} file(s) an interrupted run had started to write")
     if summary.interrupted:
         ui.error("interrupted", "rerun the same command to finish the remaining jobs")
         return ExitCode.INTERRUPTED

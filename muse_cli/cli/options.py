@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file; its stem names the sidecar, its extension the format.", show_default=False)]
+# A str, not a Path: Path("new/") drops the trailing slash that makes `-o new/` a folder.
+Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Output file; its stem names the sidecar, its extension the format. A trailing / names a folder.", show_default=False)]
 OutDir = Annotated[Optional[Path], typer.Option("--out-dir", envvar="MUSE_OUT_DIR", help="Folder for outputs (created if missing). [env: MUSE_OUT_DIR]", show_default=False, show_envvar=False)]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing files instead of picking a free name.")]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (0..4294967295); the seed used is always recorded.", show_default=False)]

@@ -45,7 +45,7 @@ def render(
     from muse_cli.errors import InputError
     from muse_cli.music.midi import load_midi
     from muse_cli.music.render import render_to_bytes
-    from muse_cli.output import Target, output_format, sidecar, write_group
+    from muse_cli.output import Target, names_file, output_format, sidecar, write_group
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     audio_format = output_format(output, audio_format, ("wav", "flac"))
@@ -56,7 +56,7 @@ def render(
     )
     if soundfont is not None and not soundfont.is_file():
         raise InputError(f"--soundfont {str(soundfont)!r}: no such file")
-    if output is not None and len(files) > 1:
+    if names_file(output) and len(files) > 1:
         raise InputError("-o/--output names one file: with several inputs use --out-dir")
     # Read and check every input before rendering any, so a bad file fails the call up front.
     midis = [(path, load_midi(path)) for path in files]
