@@ -70,8 +70,12 @@ def ensure_secrets() -> dict[str, str]:
     return created
 
 
-def deploy_app(show_logs: bool = False) -> str | None:
-    """Deploy with Modal's public API; returns the app's dashboard URL when Modal gives one."""
+def deploy_app(show_logs: bool = False, on_secret: Any = None) -> str | None:
+    """Deploy with Modal's public API; returns the app's dashboard URL when Modal gives one.
+
+    `on_secret(name, "KEY=token")` hears of each Secret created, before the deploy starts, so a
+    failing deploy cannot lose a token Modal will never show again.
+    """
     from muse_cli.backends.modal import require_modal, translate
 
     require_modal(setup_hint="run `modal setup` (or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET)")
@@ -81,14 +85,11 @@ def deploy_app(show_logs: bool = False) -> str | None:
     import modal
 
     output = modal.enable_output() if show_logs else contextlib.nullcontext()
-    from muse_cli import ui as ui_mod
 
     try:
         for name, assignment in ensure_secrets().items():
-            ui_mod.current().notice(
-                f"created the Modal Secret {name} with {assignment}: keep it, the HTTP API asks for it "
-                "and Modal will not show it again"
-            )
+            if on_secret is not None:
+                on_secret(name, assignment)
         with output:
             remote_app.app.deploy(name=remote_app.APP_NAME)
     except MuseError:

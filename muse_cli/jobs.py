@@ -313,10 +313,11 @@ def run_analysis(request: Any, backend: Any, progress: ProgressFn = null_progres
 
 
 def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: str) -> Saved:
-    """<stem>.analysis.json, plus .mid (transcription) and .png (plot) when asked.
+    """<stem>.analysis.json, plus .transcription.mid and .analysis.png (plot) when asked.
 
-    The report carries its own provenance under "muse" (what a sidecar holds elsewhere), so it
-    never competes with the sidecar the analysed file may already have as <stem>.json.
+    Every name has its own suffix, so none can be the analysed file's sibling of another kind:
+    with --force, take.analysis.json replaces an earlier report, never the composed take.mid,
+    its take.json sidecar or a song's take.png cover.
     """
     import json
 
@@ -328,9 +329,9 @@ def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: st
     )
     files = {".analysis.json": (json.dumps({**report, "muse": provenance}, indent=2) + "\n").encode()}
     if analysis.midi is not None:
-        files[".mid"] = analysis.midi
+        files[".transcription.mid"] = analysis.midi
     if analysis.png is not None:
-        files[".png"] = analysis.png
+        files[".analysis.png"] = analysis.png
     paths = write_group(target, files)
     return Saved(paths, {"report": report}, has_sidecar=False)  # the report carries its provenance
 

@@ -128,7 +128,7 @@ def test_analyze_jobs_list_the_report_and_transcription_as_outputs(run_cli, tmp_
     assert code == 0, err
     (entry,) = manifest(tmp_path / "out")
     # The report carries its own provenance: it is an output, not a sidecar, and nothing is missed.
-    assert entry["outputs"] == ["0001-take.analysis.json", "0001-take.mid"] and entry["sidecars"] == []
+    assert entry["outputs"] == ["0001-take.analysis.json", "0001-take.transcription.mid"] and entry["sidecars"] == []
     assert [Path(p).name for p in out.split()] == entry["outputs"]
     assert files(tmp_path / "out") == sorted(entry["outputs"] + [B.MANIFEST])
 

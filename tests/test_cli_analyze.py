@@ -30,7 +30,7 @@ def test_analyze_writes_report_and_prints_paths(run_cli, performance, tmp_path):
     code, out, err = run_cli("analyze", str(performance), "--midi")
     assert code == 0, err
     paths = out.split()
-    assert paths[0].endswith("take.analysis.json") and paths[1].endswith("take.mid")
+    assert paths[0].endswith("take.analysis.json") and paths[1].endswith("take.transcription.mid")
     report = json.loads((tmp_path / "take.analysis.json").read_text())
     assert report["schema_version"] and report["perceptual"] is None
     assert report["muse"]["command"] == "analyze" and report["muse"]["request"]["midi"] is True

@@ -36,10 +36,18 @@ def deploy(
         else:
             _show(ui, entries, title="muse deploy --dry-run: what would be deployed")
         return
+    created: dict[str, str] = {}
+
+    def keep(name: str, assignment: str) -> None:
+        # A token is shown once and never again: -q must not drop it, so it is a warning (always on
+        # stderr), printed at once in case the deploy then fails, and part of the --json result.
+        created[name] = assignment
+        ui.warn(f"created the Modal Secret {name} with {assignment}: keep it, the HTTP API asks for it and Modal will not show it again")
+
     with ui.progress("deploying the muse app to Modal (building images the first time takes minutes)"):
-        url = deploy_app(show_logs=ui.interactive)
+        url = deploy_app(show_logs=ui.interactive, on_secret=keep)
     _show(ui, entries, title=f"deployed: {url}" if url else "deployed")
-    ui.result([url] if url else [], {"app": "muse", "url": url, "entries": entries})
+    ui.result([url] if url else [], {"app": "muse", "url": url, "secrets_created": created, "entries": entries})
 
 
 def _show(ui, entries: list[dict], title: str) -> None:

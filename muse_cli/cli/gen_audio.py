@@ -52,7 +52,7 @@ def gen_audio(
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
     from muse_cli.contracts import AudioRequest
-    from muse_cli.output import Target, output_format
+    from muse_cli.output import Target, land_together, output_format
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
@@ -75,6 +75,7 @@ def gen_audio(
 
     with ui.progress(f"generating {request.duration:g} s with musicgen {request.model}", total=None) as progress:
         result = chosen.run(jobs.audio_family(request), request, model=request.model, progress=progress)
-    for item in jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"):
+    saved, _ = land_together(lambda: jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"))
+    for item in saved:  # all clips landed together, or none
         ui.info(f"{item.paths[0].name}: {item.summary['duration']:.1f} s, {item.summary['channels']} ch, seed {item.summary['seed']}")
         ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})

@@ -55,7 +55,7 @@ def gen_midi(
     from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
     from muse_cli.contracts import MidiRequest, RenderRequest
-    from muse_cli.output import Target, names_file, output_format
+    from muse_cli.output import Target, land_together, names_file, output_format
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     output_format(output, None, ("mid",))  # -o names the MIDI; --render's audio takes its stem
@@ -94,10 +94,10 @@ def gen_midi(
         ui.notice(fallback)
     stem = folder.stem if names_file(output) else jobs.midi_stem(request, result)
     target = Target(folder.folder, stem, force)
-    saved, notices = jobs.save_midi(
+    (saved, notices), _ = land_together(lambda: jobs.save_midi(  # every .mid, audio and sidecar, or none
         request, result, target, backend=used_backend, command="gen midi", render=render_request,
         timings={"total_s": time.perf_counter() - start},
-    )
+    ))
     for note in notices:
         ui.notice(note)
     for item in saved:
