@@ -19,7 +19,8 @@ Examples:
 
 A line: {"kind": "audio", "id": "intro", "prompt": "jazz piano", "duration": 10}
 Fields are the command options' names (underscores); paths are relative to the jobs file.
-Exit codes: 0 all ok, 1 some failed, 2 invalid lines (nothing ran), 130 interrupted.
+Exit codes: 0 all ok, 1 some failed (or another batch holds the out-dir: see --wait),
+2 invalid lines (nothing ran), 130 interrupted.
 """
 
 DEFAULT_CONCURRENCY = {"local": 1, "modal": 8}
