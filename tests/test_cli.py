@@ -74,7 +74,7 @@ def test_many_samples_are_named_by_a_key_only_when_they_share_it(run_cli):
     assert len(keys) > 1  # seed 1 draws several keys: a name with one of them would mislead
     assert [Path(o["outputs"][0]).name for o in objs] == [f"etude-beginner-{i}.mid" for i in (1, 2, 3)]
     code, out, err = run_cli("gen", "midi", "--engine", "etude", "-n", "2", "--seed", "1", "--key", "Eb", "-q")
-    assert [Path(p).name for p in out.split()] == ["etude-eb-major-beginner-1.mid", "etude-eb-major-beginner-2.mid"]
+    assert [Path(p).name for p in out.split()] == ["etude-e-flat-major-beginner-1.mid", "etude-e-flat-major-beginner-2.mid"]
 
 
 def test_library_prints_never_reach_stdout(tmp_path):

@@ -97,17 +97,17 @@ def test_a_run_killed_before_its_manifest_line_is_cleaned_up_by_the_journal_alon
 # ----------------------------------------------- 2. analyze --midi --force and the composed .mid
 
 
-def test_analyze_force_never_replaces_the_composed_midi_beside_the_recording(tmp_path):
-    assert muse("gen", "midi", "--engine", "etude", "--bars", "4", "--seed", "3", "--render", "-o", "take.mid", "-q",
-                cwd=tmp_path).returncode == 0
+def test_analyze_force_never_replaces_the_composed_midi_beside_the_recording(run_cli, tmp_path):
+    code, _, err = run_cli("gen", "midi", "--engine", "etude", "--bars", "2", "--seed", "3", "--render", "-o", "take.mid", "-q")
+    assert code == 0, err
     composed = (tmp_path / "take.mid").read_bytes()
     sidecar = (tmp_path / "take.json").read_bytes()
     for _ in range(2):  # the second time --force replaces the first analysis, and only it
-        run = muse("analyze", "take.wav", "--midi", "--transcribe", "--force", "-q", cwd=tmp_path, timeout=300)
-        assert run.returncode == 0, run.stderr
+        code, out, err = run_cli("analyze", "take.wav", "--midi", "--transcribe", "--force", "-q")
+        assert code == 0, err
     assert (tmp_path / "take.mid").read_bytes() == composed
     assert (tmp_path / "take.json").read_bytes() == sidecar
-    assert run.stdout.split() == ["take.analysis.json", "take.transcription.mid"]
+    assert out.split() == ["take.analysis.json", "take.transcription.mid"]
     assert not (tmp_path / "take-2.analysis.json").exists()
 
 
@@ -164,18 +164,18 @@ def test_a_dangling_link_at_the_output_name_is_left_alone(run_cli, tmp_path):
 
 
 def test_a_full_disk_while_rendering_leaves_no_midi_without_its_audio_and_sidecar(tmp_path):
-    run = muse("gen", "midi", "--engine", "etude", "--bars", "16", "--seed", "2", "--render", "-o", "take.mid",
+    run = muse("gen", "midi", "--engine", "etude", "--bars", "2", "--seed", "2", "--render", "-o", "take.mid",
                cwd=tmp_path, fsize=64 * 1024)  # the .mid and .json fit, the .wav does not
     assert run.returncode == 1
     assert "cannot write" in one_line_error(run.stderr) and "File too large" in run.stderr
     assert names(tmp_path) == []  # not the .mid alone, and no temporary either
-    assert muse("gen", "midi", "--engine", "etude", "--bars", "16", "--seed", "2", "--render", "-o", "take.mid",
+    assert muse("gen", "midi", "--engine", "etude", "--bars", "2", "--seed", "2", "--render", "-o", "take.mid",
                 cwd=tmp_path).returncode == 0
     assert names(tmp_path) == ["take.json", "take.mid", "take.wav"]
 
 
 def test_a_batch_job_whose_render_cannot_be_written_leaves_none_of_its_files(tmp_path):
-    (tmp_path / "jobs.jsonl").write_text(etude_line("heard", bars=16, render=True, count=2) + "\n")
+    (tmp_path / "jobs.jsonl").write_text(etude_line("heard", render=True, count=2) + "\n")
     run = muse("batch", "jobs.jsonl", "--out-dir", "out", "--json", cwd=tmp_path, fsize=64 * 1024)
     assert run.returncode == 1, run.stderr
     entry = json.loads(run.stdout)
@@ -231,7 +231,7 @@ def test_enospc_on_a_real_small_disk(tmp_path):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        run = muse("gen", "midi", "--engine", "etude", "--bars", "16", "--render", "-o", "take.mid", cwd=disk)
+        run = muse("gen", "midi", "--engine", "etude", "--bars", "2", "--render", "-o", "take.mid", cwd=disk)
         assert run.returncode == 1
         assert "No space left on device" in one_line_error(run.stderr)
         assert names(disk) == []
