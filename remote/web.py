@@ -24,7 +24,17 @@ import modal
 from remote.app import app
 from remote.images import image
 from remote.plan import service
-from remote.web_gate import ApiError, Gate, check_token, digest, error_body, field_errors, from_muse_error, invalid
+from remote.web_gate import (
+    BODY_IDLE_S,
+    ApiError,
+    Gate,
+    check_token,
+    digest,
+    error_body,
+    field_errors,
+    from_muse_error,
+    invalid,
+)
 from remote.web_store import MEDIA_TYPES, FileStore
 
 log = logging.getLogger("muse.web")
@@ -174,6 +184,7 @@ def create_app(
     cors_origins: tuple[str, ...] = (),
     on_store: Callable[[], None] | None = None,
     on_miss: Callable[[], None] | None = None,
+    body_idle_s: float = BODY_IDLE_S,
 ) -> Any:
     """The FastAPI app serving every muse capability through `backend`.
 
@@ -183,6 +194,7 @@ def create_app(
         loads (a local folder, a hub id): HTTP clients never name server paths themselves.
     default_audio_model: the model for requests that name none (and for /generate_endpoint).
     models: what /health lists as available; by default probed from the local backend.
+    body_idle_s: a request body that sends nothing for this long is answered 408 (the Gate).
     """
     from typing import Annotated, Literal
 
@@ -500,7 +512,8 @@ def create_app(
             raise ApiError(404, "not_found", "no such file (keys expire after a day)")
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix[1:]], filename=key)
 
-    api.add_middleware(Gate, token_digest=token_digest, max_json=max_json_bytes, max_upload=max_upload_bytes)
+    api.add_middleware(Gate, token_digest=token_digest, max_json=max_json_bytes, max_upload=max_upload_bytes,
+                       body_idle_s=body_idle_s)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -6,12 +6,20 @@ body is read; `ApiError` and `from_muse_error` give every failure one JSON shape
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 PUBLIC_PATHS = frozenset({"/health"})
 UPLOAD_PATHS = frozenset({"/v1/analyze"})
+QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth", "bearer"})
+BODY_IDLE_S = 10.0
+"""A request body that sends nothing for this long is answered 408 and its connection closed."""
+BODY_TOTAL_S = 300.0
+"""However it trickles, a whole body must arrive within this long (50 MB at 170 kB/s)."""
 
 
 def digest(text: str) -> bytes:
@@ -28,7 +36,12 @@ def check_token(header: str | None, token_digest: bytes) -> str | None:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return "malformed Authorization header: use Authorization: Bearer <token>"
-    if not hmac.compare_digest(digest(given.strip()), token_digest):
+    given = given.strip()
+    try:  # ASGI servers decode header bytes as latin-1; clients send a non-ASCII token as UTF-8
+        given = given.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    if not hmac.compare_digest(digest(given), token_digest):
         return "invalid token"
     return None
 
@@ -42,18 +55,27 @@ def error_body(kind: str, message: str, hint: str | None = None, fields: list | 
     return {"success": False, "error": error}
 
 
+def http_words(text: str) -> str:
+    """A contract message for HTTP clients: `--time-signature` (the CLI's flag) -> `time_signature`."""
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)", lambda m: m.group(1).replace("-", "_"), text)
+
+
 class Gate:
-    """ASGI middleware run before any route: the bearer token, then the body size.
+    """ASGI middleware run before any route: no token in the URL, the bearer token, then the body.
 
     Checked here rather than in the routes so an unauthenticated or oversized request is refused
-    before its body is read. The body is read whole (at most the limit) and replayed to the app.
+    before its body is read. The body is read whole (at most the limit, each chunk within
+    `body_idle_s`, all of it within `body_total_s`) and replayed to the app.
     """
 
-    def __init__(self, app: Any, *, token_digest: bytes, max_json: int, max_upload: int) -> None:
+    def __init__(self, app: Any, *, token_digest: bytes, max_json: int, max_upload: int,
+                 body_idle_s: float = BODY_IDLE_S, body_total_s: float = BODY_TOTAL_S) -> None:
         self.app = app
         self.token_digest = token_digest
         self.max_json = max_json
         self.max_upload = max_upload
+        self.body_idle_s = body_idle_s
+        self.body_total_s = body_total_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,6 +83,12 @@ class Gate:
             return
         path = scope.get("path", "")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        query = scope.get("query_string", b"").decode("latin-1")
+        if any(name.lower() in QUERY_TOKEN_NAMES for name, _ in parse_qsl(query, keep_blank_values=True)):
+            # Refused, not read: URLs land in access logs, proxies and browser history.
+            await _send_json(send, 400, error_body(
+                "token_in_url", "a token in the URL is refused: send Authorization: Bearer <token>"))
+            return
         if path not in PUBLIC_PATHS:
             problem = check_token(headers.get("authorization"), self.token_digest)
             if problem is not None:
@@ -75,8 +103,17 @@ class Gate:
             await _too_large(send, limit)
             return
         chunks, size = [], 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_total_s
         while True:
-            message = await receive()
+            wait = min(self.body_idle_s, deadline - loop.time())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(wait, 0.0))
+            except asyncio.TimeoutError:
+                await _send_json(send, 408, error_body(
+                    "timeout", f"the request body stalled: send it whole within {self.body_total_s:g} s, "
+                    f"with no pause over {self.body_idle_s:g} s"), {"connection": "close"})
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -132,7 +169,7 @@ def field_errors(errors: list[dict]) -> list[dict[str, str]]:
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
-        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        message = http_words(str(err.get("msg", "invalid value")).removeprefix("Value error, "))
         out.append({"field": ".".join(loc) or "body", "message": message})
     return out
 
@@ -146,7 +183,7 @@ def from_muse_error(exc: Exception) -> ApiError:
     """InputError 422; cannot run here 503; retryable 503; any other failure 500, one line."""
     from muse_cli.errors import InputError, TransientFailure, Unavailable
 
-    message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    message = http_words((getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0])
     hint = getattr(exc, "hint", None)
     if isinstance(exc, InputError):
         return ApiError(422, "invalid_input", message, hint=hint)

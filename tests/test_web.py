@@ -215,6 +215,20 @@ def test_invalid_midi_fields_are_field_level_422s(client, body, field, words):
     assert error["message"].startswith(f"{field}: ")
 
 
+@pytest.mark.parametrize(
+    "path,body,named",
+    [
+        ("/v1/midi", {}, "difficulty, key, tempo, style, time_signature"),
+        ("/v1/songs", {"tags": "pop", "instrumental": True, "lyrics": "[verse]\nhi"}, "instrumental or lyrics"),
+        ("/v1/songs", {"lyrics": "[verse]\nhi"}, "tags (or a description"),
+    ],
+)
+def test_http_errors_name_json_fields_not_cli_flags(client, path, body, named):
+    r = post(client, path, body)
+    assert r.status_code == 422
+    assert named in r.text and "--" not in r.text
+
+
 def test_malformed_json_is_a_422_not_a_500(client):
     r = client.post("/v1/midi", content=b'{"tempo": ', headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 422

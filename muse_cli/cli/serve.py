@@ -49,6 +49,8 @@ def serve(
     model: Annotated[list[str] | None, typer.Option("--model", help="Also serve this MusicGen checkpoint: NAME=PATH or NAME=hub-id (repeatable).", show_default=False)] = None,
     default_model: Annotated[str | None, typer.Option("--default-model", help="MusicGen model for requests that name none (and /generate_endpoint). [default: small]", show_default=False)] = None,
     cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable).", show_default=False)] = None,
+    max_connections: Annotated[int, typer.Option("--max-connections", help="Open connections above which new requests get 503 at once.", min=1, max=100_000)] = 1000,
+    read_timeout: Annotated[float, typer.Option("--read-timeout", help="Seconds a client may take to send a request's headers, or pause while sending its body, before it is dropped.", min=1, max=3600)] = 10.0,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
@@ -67,6 +69,7 @@ def serve(
     try:
         import uvicorn
 
+        from remote import web_serve
         from remote.web import MIN_TOKEN_CHARS, create_app
     except ImportError as exc:
         raise RuntimeFailure(f"muse serve needs {exc.name}", hint="pip install 'muse-cli[serve]'") from None
@@ -81,12 +84,18 @@ def serve(
         raise InputError(f"${token_env} has {len(token)} characters; use at least {MIN_TOKEN_CHARS}",
                          hint="e.g. openssl rand -hex 32")
     aliases = parse_aliases(model or [])
+    # Bind before announcing anything: a port in use or a bad host is one line and exit 1.
+    try:
+        sock = web_serve.bind(host, port)
+    except OSError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    web_serve.raise_file_limit(max_connections + 256)
     temporary = storage_dir is None
     folder = Path(tempfile.mkdtemp(prefix="muse-serve-")) if temporary else storage_dir.expanduser()
     try:
         api = create_app(
             get_backend(backend), token=token, storage_dir=folder, model_aliases=aliases,
-            default_audio_model=default_model, cors_origins=tuple(cors_origin or ()),
+            default_audio_model=default_model, cors_origins=tuple(cors_origin or ()), body_idle_s=read_timeout,
         )
         if host not in LOOPBACK:
             ui.warn(f"listening on {host}: anyone who can reach this address can call the API with the token")
@@ -99,9 +108,13 @@ def serve(
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         config = uvicorn.Config(
             api, host=host, port=port, log_level="warning" if quiet else "info", access_log=not quiet,
-            server_header=False, proxy_headers=False,
+            server_header=False, proxy_headers=False, http=web_serve.bound_protocol(read_timeout),
+            timeout_keep_alive=web_serve.KEEP_ALIVE_S, limit_concurrency=max_connections,
+            h11_max_incomplete_event_size=web_serve.MAX_HEADER_BYTES,
         )
-        uvicorn.Server(config).run()
+        logging.getLogger("uvicorn.access").addFilter(web_serve.RedactSecrets())  # after uvicorn's dictConfig
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
