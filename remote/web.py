@@ -35,7 +35,7 @@ from remote.web_gate import (
     from_muse_error,
     invalid,
 )
-from remote.web_store import MEDIA_TYPES, FileStore
+from remote.web_store import MEDIA_TYPES, FileStore, StorageError, storage_from_env
 
 log = logging.getLogger("muse.web")
 
@@ -185,11 +185,13 @@ def create_app(
     on_store: Callable[[], None] | None = None,
     on_miss: Callable[[], None] | None = None,
     body_idle_s: float = BODY_IDLE_S,
+    store: Any = None,
 ) -> Any:
     """The FastAPI app serving every muse capability through `backend`.
 
     token: the bearer token every route but /health requires (at least 16 characters).
     storage_dir: where results too large to inline are kept for `GET /v1/files/{key}`.
+    store: instead of that folder, an `S3Store` (remote/web_store.py): results go to its bucket.
     model_aliases: extra MusicGen model names this server accepts, mapped to what the backend
         loads (a local folder, a hub id): HTTP clients never name server paths themselves.
     default_audio_model: the model for requests that name none (and for /generate_endpoint).
@@ -200,9 +202,12 @@ def create_app(
 
     from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
+    import re
+    from copy import copy
+
+    from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, create_model
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from muse_cli import __version__
@@ -216,13 +221,15 @@ def create_app(
         MidiMetadata,
         MidiRequest,
         SongRequest,
+        Text,
     )
     from muse_cli.errors import MuseError
 
     if not token or len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
     token_digest = digest(token)
-    store = FileStore(storage_dir, on_put=on_store, on_miss=on_miss)
+    if store is None:
+        store = FileStore(storage_dir, on_put=on_store, on_miss=on_miss)
     aliases = dict(model_aliases or {})
     audio_default = default_audio_model or AudioRequest.model_fields["model"].default
     list_models = models or (lambda: local_models(aliases))
@@ -264,6 +271,11 @@ def create_app(
     @api.exception_handler(MuseError)
     async def _muse(_: Request, exc: MuseError) -> JSONResponse:
         return render(from_muse_error(exc))
+
+    @api.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.warning("%s", exc)
+        return render(ApiError(503, "storage_unavailable", str(exc), headers={"retry-after": "30"}))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -388,7 +400,10 @@ def create_app(
     def health() -> dict[str, Any]:
         """Liveness and what this server can run; no token needed."""
         return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
-                "backend": backend.name, "models": list_models()}
+                "backend": backend.name, "models": list_models(),
+                # seed 001's field: the default MusicGen, by hub id (a --model alias by its name,
+                # never the server path behind it)
+                "model": MUSICGEN_MODELS.get(audio_default, audio_default)}
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=auth)
     def openapi() -> JSONResponse:
@@ -461,6 +476,8 @@ def create_app(
     @api.post("/v1/songs", tags=["songs"], dependencies=auth, response_model=SongReply, responses=failures)
     def songs_v1(body: SongBody, delivery: Delivery = "auto") -> dict[str, Any]:  # type: ignore[valid-type]
         """Make a song with ACE-Step: audio, cover art and genre categories."""
+        if delivery != "inline":
+            store.ready()  # a store that cannot take the result fails before any GPU time
         _, outcome = run_job("song", body.model_dump(exclude_unset=True), backend)
         song = outcome.result
         audio_b64, audio_key = deliver(song.audio, song.format, delivery)
@@ -500,13 +517,97 @@ def create_app(
         reply["plot_base64"] = b64(png) if png else None
         return reply
 
+    # ------------------------------------------------------------ seed 004's routes
+
+    seed_fields = SongRequest.model_fields
+    # seed 004's name -> the song contract's; the contract's ranges and defaults come along.
+    SEED_NAMES = {"full_described_song": "description", "prompt": "tags", "lyrics": "lyrics",
+                  "described_lyrics": "describe_lyrics", "audio_duration": "duration", "seed": "seed",
+                  "guidance_scale": "guidance", "infer_step": "steps", "instrumental": "instrumental"}
+    CONTRACT_WORDS = {v: k for k, v in SEED_NAMES.items() if k != v}
+
+    def seed_body(name: str, required: dict[str, Any], doc: str) -> Any:
+        defs: dict[str, tuple[Any, Any]] = {
+            seed_name: (annotation, Field(description=seed_fields[SEED_NAMES[seed_name]].description))
+            for seed_name, annotation in required.items()
+        }
+        for seed_name in ("audio_duration", "seed", "guidance_scale", "infer_step", "instrumental"):
+            info = copy(seed_fields[SEED_NAMES[seed_name]])
+            defs[seed_name] = (info.annotation, info)
+        # Unknown fields are ignored, as the seed's own server did (and the other compat routes do).
+        return create_model(name, __config__=ConfigDict(extra="ignore", allow_inf_nan=False), __doc__=doc, **defs)
+
+    DescriptionBody = seed_body("GenerateFromDescription", {"full_described_song": Text},
+                                "Seed 004: the LLM writes the tags and the lyrics from one description.")
+    LyricsBody = seed_body("GenerateWithLyrics", {"prompt": Text, "lyrics": str},
+                           "Seed 004: the user's tags (`prompt`) and lyrics.")
+    DescribedLyricsBody = seed_body("GenerateWithDescribedLyrics", {"prompt": Text, "described_lyrics": Text},
+                                    "Seed 004: the user's tags; the LLM writes lyrics about `described_lyrics`.")
+
+    class SeedReply(BaseModel):
+        r2_key: str = Field(description="the song (WAV) in the configured store: the bucket's object key, "
+                            "or a key for GET /v1/files/{key}")
+        cover_image_r2_key: str | None = Field(description="the cover art (PNG); null if it failed")
+        categories: list[str]
+
+    def seed_song(body: BaseModel) -> dict[str, Any]:
+        """One adapter for the three seed routes: rename to the song contract, run, store both files."""
+        fields = {SEED_NAMES[k]: v for k, v in body.model_dump().items()}
+        fields.update(format="wav", cover=True, categories=True)
+        store.ready()  # before any GPU time
+        try:
+            _, outcome = run_job("song", fields, backend)
+        except ApiError as err:  # name the seed's fields, not the contract's
+            raise seed_words(err) from None
+        song = outcome.result
+        files = [(song.audio, song.format)] + ([(song.cover, "png")] if song.cover else [])
+        keys = store.put_group(files)
+        return {"r2_key": keys[0], "cover_image_r2_key": keys[1] if song.cover else None,
+                "categories": song.categories}
+
+    def seed_words(err: ApiError) -> ApiError:
+        def words(text: str) -> str:
+            return re.sub(r"\b(" + "|".join(CONTRACT_WORDS) + r")\b", lambda m: CONTRACT_WORDS[m.group(1)], text)
+
+        fields = [{"field": words(f["field"]), "message": words(f["message"])} for f in err.fields or []]
+        return ApiError(err.status, err.kind, words(err.message), hint=err.hint, fields=fields or None,
+                        headers=err.headers)
+
+    seed_routes = {"/generate-from-description": DescriptionBody, "/generate-with-lyrics": LyricsBody,
+                   "/generate-with-described-lyrics": DescribedLyricsBody}
+
+    def seed_route(path: str, body_model: Any) -> None:
+        def route(body: body_model) -> dict[str, Any]:  # type: ignore[valid-type]
+            return seed_song(body)
+
+        route.__doc__ = f"Seed 004's `{path}`: {body_model.__doc__}"
+        api.post(path, tags=["compatibility"], dependencies=auth, response_model=SeedReply, responses=failures,
+                 name=path.strip("/").replace("-", "_"))(route)
+
+    for path, model in seed_routes.items():
+        seed_route(path, model)
+
+    @api.post("/auth-status", tags=["compatibility"], dependencies=auth, responses=failures)
+    def auth_status() -> dict[str, Any]:
+        """Seed 004's token check: 200 for a good token (401 otherwise, from the Gate)."""
+        return {"authenticated": True, "status": "ok"}
+
     @api.get(
-        "/v1/files/{key}", tags=["files"], dependencies=auth,
+        "/v1/files/{key:path}", tags=["files"], dependencies=auth,
         responses={**failures, 404: {"model": Failure},
                    200: {"content": {m: {} for m in MEDIA_TYPES.values()}, "description": "the stored file"}},
     )
-    def files_v1(key: str) -> FileResponse:
-        """A result stored by an earlier call (its `*_key`), for a day."""
+    def files_v1(key: str) -> Any:
+        """A result stored by an earlier call (its `*_key` or `r2_key`): from the folder for a day, or
+        streamed from the S3 bucket through this server (no redirect: a presigned URL would hand
+        the client the access key id, and the bucket may not be reachable from the client)."""
+        if not isinstance(store, FileStore):
+            opened = store.open(key)
+            if opened is None:
+                raise ApiError(404, "not_found", "no such file")
+            chunks, length, media = opened
+            return StreamingResponse(chunks, media_type=media, headers={
+                "content-length": str(length), "content-disposition": f'attachment; filename="{key.rsplit("/", 1)[-1]}"'})
         path = store.path(key)
         if path is None:
             raise ApiError(404, "not_found", "no such file (keys expire after a day)")
@@ -539,6 +640,7 @@ web_image = image(
     "soxr==1.1.0",
     "onnxruntime==1.31.1",
     "matplotlib==3.11.2",
+    "boto3==1.44.8",  # results in an S3-compatible bucket when MUSE_STORAGE is set
     no_deps=("basic-pitch==0.4.0",),  # only its ONNX model file is used
 )
 
@@ -561,7 +663,10 @@ def web() -> Any:
             f"modal secret create {SECRET_NAME} {TOKEN_ENV}=<token>"
         )
     origins = tuple(o.strip() for o in os.environ.get("MUSE_CORS_ORIGINS", "").split(",") if o.strip())
+    # MUSE_STORAGE=s3://bucket/prefix (with MUSE_S3_ENDPOINT_URL and AWS_* keys, from the same
+    # Secret) keeps results in that bucket; otherwise on the muse-files Volume.
+    store = storage_from_env()
     return create_app(
         ModalBackend(), token=token, storage_dir=FILES_DIR, models=deployed_models, cors_origins=origins,
-        on_store=files_volume.commit, on_miss=files_volume.reload,
+        on_store=files_volume.commit, on_miss=files_volume.reload, store=store,
     )

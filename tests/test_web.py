@@ -116,7 +116,9 @@ def test_health_needs_no_token_and_says_what_runs(client):
 ROUTES = [
     ("post", "/v1/midi"), ("post", "/generate"), ("post", "/v1/audio"), ("post", "/generate_endpoint"),
     ("post", "/v1/songs"), ("post", "/v1/analyze"), ("get", "/v1/files/" + "0" * 32 + ".wav"),
-    ("get", "/openapi.json"), ("get", "/no/such/route"),
+    ("get", "/openapi.json"), ("get", "/no/such/route"), ("post", "/auth-status"),
+    ("post", "/generate-from-description"), ("post", "/generate-with-lyrics"),
+    ("post", "/generate-with-described-lyrics"),
 ]
 
 
@@ -517,7 +519,7 @@ def test_openapi_schema_fuzzing_finds_no_server_errors(tmp_path):
         settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
             given(case=operation.as_strategy())(check)
         )()
-    assert len(seen) == 8  # every operation was exercised (happy paths have their own tests above)
+    assert len(seen) == 12  # every operation was exercised (happy paths have their own tests above)
 
 
 # ------------------------------------------------------------------------------- muse serve

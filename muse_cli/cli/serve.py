@@ -15,6 +15,7 @@ Examples:
   muse serve                                          # 127.0.0.1:8000, token printed once
   MUSE_API_TOKEN=$(openssl rand -hex 32) muse serve --port 9000
   muse serve --model tiny=./checkpoints/musicgen-tiny --default-model tiny
+  MUSE_S3_ENDPOINT_URL=https://<account>.r2.cloudflarestorage.com muse serve --storage s3://songs
   curl -H "Authorization: Bearer $MUSE_API_TOKEN" -d '{"difficulty":"beginner"}' \\
        -H 'content-type: application/json' http://127.0.0.1:8000/v1/midi
 """
@@ -46,6 +47,8 @@ def serve(
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the API token; if unset, a token is generated and printed once.")] = "MUSE_API_TOKEN",
     backend: Annotated[str, typer.Option("--backend", help="Where jobs run: local (engines in this process) or modal.")] = "local",
     storage_dir: Annotated[Path | None, typer.Option("--storage-dir", help="Folder for large results fetched by key (default: a temporary folder removed on exit).", show_default=False)] = None,
+    storage: Annotated[str | None, typer.Option("--storage", envvar="MUSE_STORAGE", help="Keep results in an S3-compatible bucket instead: s3://BUCKET[/PREFIX] (keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).", show_default=False)] = None,
+    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint", envvar="MUSE_S3_ENDPOINT_URL", help="The bucket's endpoint URL (R2: https://<account>.r2.cloudflarestorage.com; MinIO: its URL). Default: AWS S3.", show_default=False)] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="Also serve this MusicGen checkpoint: NAME=PATH or NAME=hub-id (repeatable).", show_default=False)] = None,
     default_model: Annotated[str | None, typer.Option("--default-model", help="MusicGen model for requests that name none (and /generate_endpoint). [default: small]", show_default=False)] = None,
     cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable).", show_default=False)] = None,
@@ -84,6 +87,22 @@ def serve(
         raise InputError(f"${token_env} has {len(token)} characters; use at least {MIN_TOKEN_CHARS}",
                          hint="e.g. openssl rand -hex 32")
     aliases = parse_aliases(model or [])
+    store = None
+    if storage:
+        if storage_dir is not None:
+            raise InputError("give either --storage (a bucket) or --storage-dir (a folder), not both")
+        from remote.web_store import StorageError, storage_from_env
+
+        try:
+            store = storage_from_env(storage, s3_endpoint)
+        except ValueError as exc:
+            raise InputError(f"--storage {exc}") from None
+        except StorageError as exc:
+            raise RuntimeFailure(str(exc)) from None
+        try:
+            store.check()  # a missing bucket or refused keys stop here, within 10 s, not at the first song
+        except StorageError as exc:
+            raise RuntimeFailure(str(exc), hint="check --storage, --s3-endpoint and the AWS_* keys") from None
     # Bind before announcing anything: a port in use or a bad host is one line and exit 1.
     try:
         sock = web_serve.bind(host, port)
@@ -96,11 +115,14 @@ def serve(
         api = create_app(
             get_backend(backend), token=token, storage_dir=folder, model_aliases=aliases,
             default_audio_model=default_model, cors_origins=tuple(cors_origin or ()), body_idle_s=read_timeout,
+            store=store,
         )
         if host not in LOOPBACK:
             ui.warn(f"listening on {host}: anyone who can reach this address can call the API with the token")
         where = f"[{host}]" if ":" in host else host
         ui.info(f"muse API on http://{where}:{port} ({backend} backend); docs: docs/http-api.md")
+        if store is not None:
+            ui.info(f"results go to {store.where}")
         if generated:
             # Shown once, on the terminal only: the server never logs it.
             ui.stderr.write(f"API token (set ${token_env} to choose your own): {token}\n")
