@@ -89,6 +89,19 @@ def test_headers_that_trickle_get_one_deadline_not_one_per_byte(server):
     sock.close()
 
 
+def test_a_request_head_growing_past_16_kb_is_a_400(server):
+    # h11 bounds what it buffers while a head is incomplete (a whole head read in one go is parsed)
+    sock = connect(server.url)
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    sock.settimeout(10)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 400")
+    sock.close()
+    assert health_ok(server.url)
+
+
 def test_a_finished_request_is_not_cut_by_the_header_deadline(server):
     with httpx.Client(base_url=server.url, timeout=30) as client:
         r = client.post("/v1/midi", json={"difficulty": "beginner", "bars": 64, "seed": 1}, headers=AUTH)
