@@ -137,6 +137,9 @@ class RenderRequest(Contract):
     stereo: bool = True
     normalize: Normalization = "loudness"
     target_lufs: float = Field(-14.0, ge=-70, le=0)
+    max_duration: float = Field(
+        3600.0, gt=0, le=24 * 3600, description="seconds; a longer MIDI is refused before anything is rendered"
+    )
 
 
 # ---------------------------------------------------------------------------------- MusicGen

@@ -231,7 +231,7 @@ class Group:
     def names(self) -> set[Path]:
         return {final for _, final, _ in self.staged}
 
-    def stage(self, paths: dict[str, Path], payloads: dict[str, bytes], overwrite: bool) -> None:
+    def stage(self, paths: dict[str, Path], payloads: dict[str, bytes | Path], overwrite: bool) -> None:
         pairs = [(_temp_name(path), path) for path in paths.values()]
         if self.journal is not None:
             self.journal.record(self.key, pairs)  # the intent is on disk before any byte is written
@@ -307,7 +307,7 @@ def land_together(save: Callable[[], T], journal: Journal | None = None, key: st
 
 
 def write_group(
-    target: Target, files: dict[str, bytes], sidecar: dict[str, Any] | None = None, *, sidecar_suffix: str = ".json"
+    target: Target, files: dict[str, bytes | Path], sidecar: dict[str, Any] | None = None, *, sidecar_suffix: str = ".json"
 ) -> list[Path]:
     """Write files sharing one stem ({suffix: data}, suffix like ".wav" or ".lyrics.txt") atomically.
 
@@ -367,8 +367,19 @@ def _temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(8)}{PART_SUFFIX}"
 
 
-def _write_temp(tmp: Path, data: bytes, final: Path) -> None:
+def staging_path(target: Target, suffix: str) -> Path:
+    """A fresh temporary name in the target folder for a file too large to pass as bytes: write
+    it there, then give write_group its Path; the caller removes it once write_group returns."""
+    return _temp_name(target.folder / f"{target.stem}{suffix}")
+
+
+def _write_temp(tmp: Path, data: bytes | Path, final: Path) -> None:
     try:
+        if isinstance(data, Path):  # a staged file of ours (staging_path): linked, never copied
+            with open(data, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.link(data, tmp)
+            return
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # ours alone: never an existing file
         with open(fd, "wb") as fh:
             fh.write(data)

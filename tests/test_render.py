@@ -304,3 +304,107 @@ def test_fluidsynth_renders_with_soundfont():
 def test_fluidsynth_rejects_unloadable_soundfont(tmp_path):
     with pytest.raises(InputError, match="could not be loaded"):
         R.render_midi(make_pm(melody()), RenderRequest(soundfont=str(fake_soundfont(tmp_path))))
+
+
+# ------------------------------------------------------------------ length cap, block rendering
+
+
+def long_midi(path: Path, seconds: float) -> Path:
+    """A few dozen bytes of MIDI that last `seconds`: one note held that long (issue 12, item 10)."""
+    import struct
+
+    def vlq(n: int) -> bytes:
+        out = [n & 0x7F]
+        n >>= 7
+        while n:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        return bytes(reversed(out))
+
+    ticks = int(seconds * 2 * 480)  # 120 BPM, 480 ticks per beat
+    track = b"\x00\xff\x51\x03\x07\xa1\x20" + b"\x00\x90\x3c\x40" + vlq(ticks) + b"\x80\x3c\x40" + b"\x00\xff\x2f\x00"
+    path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(track)) + track)
+    return path
+
+
+def test_synth_blocks_join_to_the_whole_render_bit_for_bit():
+    pm = make_pm(legato(), pedal=[(0.3, 1.4)])
+    drums = pretty_midi.Instrument(0, is_drum=True)
+    drums.notes += [pretty_midi.Note(100, 36 + (i % 2) * 6, 0.2 * i, 0.2 * i + 0.05) for i in range(8)]
+    pm.instruments.append(drums)
+    whole = S.synthesize(pm, 22050, stereo=True)
+    for block in (331, 22050, 10**7):
+        joined = np.concatenate(list(S.synthesize_blocks(pm, 22050, True, block=block)), axis=1)
+        assert np.array_equal(joined, whole), block
+
+
+@pytest.mark.parametrize("renderer", ["builtin", "fluidsynth"])
+@pytest.mark.parametrize("strategy", ["loudness", "peak", "rms", "clip", "none"])
+def test_render_to_file_in_blocks_writes_what_the_whole_render_encodes(tmp_path, renderer, strategy):
+    import soundfile as sf
+
+    if renderer == "fluidsynth" and not (R.fluidsynth_available() and GM_SOUNDFONT.exists()):
+        pytest.skip("FluidSynth (libfluidsynth + pyfluidsynth) not installed")
+    notes = [(p, 0.1 + 0.21 * i, 0.1 + 0.21 * i + 0.5, 40 + (i * 13) % 87) for i, p in enumerate(range(36, 90, 2))]
+    pm = make_pm(notes, pedal=[(1.0, 3.0)])
+    for stereo in (True, False):
+        request = RenderRequest(sample_rate=16000, normalize=strategy, target_lufs=-8.0, stereo=stereo,
+                                soundfont=str(GM_SOUNDFONT) if renderer == "fluidsynth" else None)
+        whole = R.render_midi(pm, request)
+        expected, _ = sf.read(io.BytesIO(A.encode_audio(whole.audio, 16000, "wav")), dtype="int16", always_2d=True)
+        info = R.render_to_file(pm, request, tmp_path / "x.wav", block_s=0.3)  # many blocks, limiter across edges
+        written, _ = sf.read(tmp_path / "x.wav", dtype="int16", always_2d=True)
+        assert info.renderer == renderer and info.samples == len(expected)
+        assert np.abs(written.astype(int) - expected).max() <= 1, (strategy, stereo)
+
+
+def test_block_loudness_equals_pyloudnorm_on_the_whole_signal():
+    import pyloudnorm
+
+    rng = np.random.default_rng(3)
+    for channels, sr, seconds in ((1, 8000, 7.3), (2, 44100, 4.05)):
+        x = rng.standard_normal((channels, int(sr * seconds))) * np.linspace(0.001, 0.5, int(sr * seconds))
+        x[:, : sr] = 0.0  # a silent second the gates must drop
+        meter = A.BlockLoudness(sr, channels, x.shape[1])
+        for start in range(0, x.shape[1], 3001):
+            meter.add(x[:, start : start + 3001])
+        whole = pyloudnorm.Meter(sr).integrated_loudness(x.T if channels > 1 else x[0])
+        assert abs(meter.result() - whole) < 1e-9
+
+
+def test_a_long_midi_is_refused_before_rendering_with_both_durations(run_cli, tmp_path):
+    src = long_midi(tmp_path / "long.mid", 7200)
+    assert src.stat().st_size < 80
+    with pytest.raises(InputError, match=r"7200 s.*at most 3600 s.*--max-duration"):
+        R.render_midi(str(src), RenderRequest())
+    code, out, err = run_cli("render", str(src))
+    assert code == 2 and out == ""
+    assert "2:00:00 (7200 s)" in err and "at most 3600 s" in err and "--max-duration" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mid"]
+    code, _, err = run_cli("render", str(src), "--max-duration", "100000")
+    assert code == 2 and "max_duration" in err.replace("-", "_")
+
+
+def test_two_hours_render_with_the_limit_raised_in_bounded_memory(tmp_path):
+    """A subprocess renders 2 h of MIDI block by block; its peak RSS stays far below the audio's size."""
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    src = long_midi(tmp_path / "long.mid", 7200)
+    probe = (
+        "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+        "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    args = [sys.executable, "-c", probe, sys.executable, "-m", "muse_cli", "render", str(src), "--max-duration", "7300",
+            "--mono", "--sample-rate", "8000", "-q"]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    rc, peak_kib = (int(v) for v in done.stdout.split()[-2:])
+    assert rc == 0, done.stderr
+    info = sf.info(tmp_path / "long.wav")
+    assert abs(info.duration - 7200.12) < 0.01
+    raw_mib = 7200 * 8000 * 4 / 2**20  # the float32 audio a whole-array render holds: 220 MiB, then copies
+    assert peak_kib / 1024 < 400, f"peak RSS {peak_kib / 1024:.0f} MiB for {raw_mib:.0f} MiB of audio"
+    assert json.loads((tmp_path / "long.render.json").read_text())["request"]["max_duration"] == 7300

@@ -23,6 +23,7 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 
 _LOUDNESS_BLOCK_S = 0.4  # ITU-R BS.1770 gating block; pyloudnorm refuses shorter input
 _LIMITER_WINDOW_S = 0.005  # look-ahead/release radius of the peak limiter
+ABSOLUTE_GATE_LUFS = -70.0  # BS.1770-4
 
 
 # ------------------------------------------------------------------------------------- decode
@@ -220,6 +221,11 @@ def integrated_loudness(x: np.ndarray, sr: int) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
+def limiter_context(sr: int) -> int:
+    """Samples on each side that `limit_peaks` looks at: a block needs this much of its neighbours."""
+    return 2 * max(1, int(_LIMITER_WINDOW_S * sr))
+
+
 def limit_peaks(x: np.ndarray, sr: int, ceiling_db: float = -1.0) -> np.ndarray:
     """Look-ahead peak limiter: smooth gain reduction so no sample exceeds `ceiling_db`.
 
@@ -272,6 +278,7 @@ def normalize(
         scaled = a * (10 ** ((target_lufs - rms_db(a)) / 20))
         return limit_peaks(scaled, sr, headroom_db)
     if strategy == "loudness":
+        # normalize_plan holds the same steps for audio too long to hold in memory.
         current = integrated_loudness(a, sr)
         if not math.isfinite(current):  # everything below the -70 LUFS gate: nothing to measure
             return a.copy()
@@ -290,3 +297,108 @@ def normalize(
             gain_db = min(gain_db + err, base_db + 6.0)
         return out.astype(np.float32)
     raise InputError(f"normalize must be one of loudness, peak, rms, clip, none; got {strategy!r}")
+
+
+# ------------------------------------------------------------------------ normalising in blocks
+
+
+def normalize_plan(
+    strategy: Normalization,
+    target_lufs: float,
+    peak: float,
+    rms: float,
+    measure,
+    headroom_db: float = -1.0,
+) -> tuple[float | None, bool]:
+    """`normalize` for audio seen block by block: returns (gain or None, limiter on?).
+
+    `peak` (linear) and `rms` (dBFS) describe the raw audio; `measure(plan)` returns the
+    integrated loudness of the audio with that plan applied (a pass over the blocks). Applying the
+    plan to each block (gain, then `limit_peaks` with `limiter_context` samples of neighbours)
+    gives what `normalize` gives the whole array. "clip" is the final encoder's clip to [-1, 1].
+    """
+    if strategy in ("none", "clip") or peak == 0.0:
+        return None, False
+    if strategy == "peak":
+        return 10 ** ((headroom_db - peak_db(np.float32(peak))) / 20), False
+    ceiling = 10 ** (headroom_db / 20)
+    if strategy == "rms":
+        gain = 10 ** ((target_lufs - rms) / 20)
+        return gain, bool(np.float32(peak) * np.float32(gain) > ceiling)
+    if strategy != "loudness":
+        raise InputError(f"normalize must be one of loudness, peak, rms, clip, none; got {strategy!r}")
+    current = measure((None, False))
+    if not math.isfinite(current):
+        return None, False
+    base_db = gain_db = target_lufs - current
+    plan: tuple[float | None, bool] = (None, False)
+    for _ in range(6):  # the same corrections as `normalize`
+        gain = 10 ** (gain_db / 20)
+        if float(np.float32(peak) * np.float32(gain)) <= ceiling:
+            return gain, False
+        plan = (gain, True)
+        err = target_lufs - measure(plan)
+        if abs(err) < 0.1:
+            break
+        gain_db = min(gain_db + err, base_db + 6.0)
+    return plan
+
+
+class BlockLoudness:
+    """BS.1770 integrated loudness of audio fed in consecutive blocks, as pyloudnorm measures it.
+
+    pyloudnorm's `Meter` supplies the K-weighting filters and the block constants; it needs the
+    whole signal in memory, so the rest is written here: the filters run with their state carried
+    across blocks (scipy's `lfilter` zi), each 400 ms gating block's mean square is taken as soon
+    as its samples have passed, and the two gates of BS.1770-4 are applied at the end, step for
+    step as pyloudnorm 0.1 does (meter.py, `integrated_loudness`). Memory: one gating block of
+    samples plus one number per 100 ms.
+    """
+
+    def __init__(self, sr: int, channels: int, samples: int):
+        import pyloudnorm
+
+        meter = pyloudnorm.Meter(sr)
+        self.sr, self.channels, self.samples = sr, channels, samples
+        self.filters = [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]
+        self.state = [[np.zeros(max(len(b), len(a)) - 1) for _ in range(channels)] for b, a, _ in self.filters]
+        self.block_s, step = meter.block_size, 1.0 - meter.overlap
+        count = int(np.round(((samples / sr - self.block_s) / (self.block_s * step)))) + 1
+        self.lo = [int(self.block_s * (j * step) * sr) for j in range(count)]
+        self.hi = [min(samples, int(self.block_s * (j * step + 1) * sr)) for j in range(count)]
+        self.z = np.zeros((channels, count))
+        self.buffer = np.zeros((channels, 0))
+        self.start = 0  # sample index of buffer[:, 0]
+        self.done = 0  # gating blocks measured so far
+
+    def add(self, chunk: np.ndarray) -> None:
+        from scipy.signal import lfilter
+
+        x = np.array(chunk, dtype=np.float64, ndmin=2)
+        for stage, (b, a, gain) in enumerate(self.filters):
+            for c in range(self.channels):
+                y, self.state[stage][c] = lfilter(b, a, x[c], zi=self.state[stage][c])
+                x[c] = gain * y
+        self.buffer = np.concatenate([self.buffer, np.square(x)], axis=1)
+        end = self.start + self.buffer.shape[1]
+        while self.done < len(self.lo) and (self.hi[self.done] <= end):
+            lo, hi = self.lo[self.done] - self.start, self.hi[self.done] - self.start
+            self.z[:, self.done] = (1.0 / (self.block_s * self.sr)) * np.sum(self.buffer[:, lo:hi], axis=1)
+            self.done += 1
+        keep_from = self.lo[self.done] if self.done < len(self.lo) else end
+        self.buffer = self.buffer[:, keep_from - self.start :]
+        self.start = keep_from
+
+    def result(self) -> float:
+        """Integrated loudness in LUFS; -inf for silence."""
+        weights = np.array([1.0, 1.0, 1.0, 1.41, 1.41][: self.channels])[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            blocks = -0.691 + 10.0 * np.log10(np.sum(weights * self.z, axis=0))
+            above = blocks >= ABSOLUTE_GATE_LUFS
+            if not above.any():
+                return -math.inf
+            relative = -0.691 + 10.0 * np.log10(np.sum(weights[:, 0] * self.z[:, above].mean(axis=1))) - 10.0
+            kept = (blocks > relative) & (blocks > ABSOLUTE_GATE_LUFS)
+            mean = np.nan_to_num(self.z[:, kept].mean(axis=1)) if kept.any() else np.zeros(self.channels)
+            value = -0.691 + 10.0 * np.log10(np.sum(weights[:, 0] * mean))
+        return float(value) if math.isfinite(value) else -math.inf

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,11 +49,26 @@ def rendered_duration(pm) -> float:
     return end + RELEASE_S
 
 
+def rendered_length(pm, sample_rate: int) -> int:
+    """Samples `synthesize` returns for `pm` at `sample_rate`."""
+    return int(math.ceil(rendered_duration(pm) * int(sample_rate)))
+
+
 def synthesize(pm, sample_rate: int = 44100, stereo: bool = True) -> np.ndarray:
     """Render a pretty_midi.PrettyMIDI to float32 audio [2 or 1, samples] (not normalised)."""
+    total = rendered_length(pm, sample_rate)
+    return next(synthesize_blocks(pm, sample_rate, stereo, block=total))
+
+
+def synthesize_blocks(pm, sample_rate: int = 44100, stereo: bool = True, block: int = 1 << 19) -> Iterator[np.ndarray]:
+    """`synthesize` as consecutive float32 blocks [2 or 1, <= block]: memory does not grow with length.
+
+    Every sample receives the same additions in the same order as one whole render (pitch by
+    pitch, note by note, then drums), so the blocks joined are bit-identical to `synthesize`. A
+    pitch's two cached tones are dropped once its last note has sounded.
+    """
     sr = int(sample_rate)
-    total = int(math.ceil(rendered_duration(pm) * sr))
-    out = np.zeros((2 if stereo else 1, total), dtype=np.float32)
+    total = rendered_length(pm, sr)
     release = _release_ramp(sr)
     pitched: dict[int, list[_Note]] = defaultdict(list)
     drums: list[_Note] = []
@@ -64,23 +80,70 @@ def synthesize(pm, sample_rate: int = 44100, stereo: bool = True) -> np.ndarray:
                 drums.append(n)
             else:
                 pitched[n.pitch].append(n)
+    voices = [_Voice.piano(pitch, notes, sr, stereo, len(release)) for pitch, notes in pitched.items()]
+    if drums:
+        voices.append(_Voice.drums(drums, sr, stereo, len(release)))
+    for b0 in range(0, total, max(1, block)):
+        b1 = min(total, b0 + max(1, block))
+        out = np.zeros((2 if stereo else 1, b1 - b0), dtype=np.float32)
+        for voice in voices:
+            voice.mix(out, b0, b1, release)
+        yield out
 
-    for pitch, notes in pitched.items():
+
+class _Voice:
+    """The notes of one piano key (or all drum hits), mixed block by block from cached tones."""
+
+    def __init__(self, notes: list[_Note], holds: np.ndarray, tone, gains, release_len: int):
+        self.notes, self.holds, self.tone, self.gains = notes, holds, tone, gains
+        self.starts = np.array([n.start for n in notes], dtype=np.int64)
+        self.ends = self.starts + holds + release_len
+        self.last = int(self.ends.max())
+        self.cache: dict[int, np.ndarray] | None = None
+
+    @classmethod
+    def piano(cls, pitch: int, notes: list[_Note], sr: int, stereo: bool, release_len: int) -> "_Voice":
         cap = _decay_samples(pitch, sr)
-        longest = min(cap, max(n.hold for n in notes))
-        soft, bright = _piano_tones(pitch, longest + len(release), sr)
-        gains = _pan_gains(pitch, stereo)
-        for n in notes:
-            hold = min(n.hold, cap)
-            b = n.velocity / 127.0  # harder hammer blows excite more upper partials
-            seg = soft[: hold + len(release)] * (1.0 - b) + bright[: hold + len(release)] * b
-            _mix(out, seg, hold, n, release, gains)
+        holds = np.array([min(n.hold, cap) for n in notes], dtype=np.int64)
+        longest = int(holds.max())
 
-    for n in drums:
-        wave = _drum_hit(n.pitch, sr)
+        def tone(note: _Note, lo: int, hi: int) -> np.ndarray:
+            if self.cache is None:
+                soft, bright = _piano_tones(pitch, longest + release_len, sr)
+                self.cache = {0: soft, 1: bright}
+            b = note.velocity / 127.0  # harder hammer blows excite more upper partials
+            return self.cache[0][lo:hi] * (1.0 - b) + self.cache[1][lo:hi] * b
+
+        self = cls(notes, holds, tone, _pan_gains(pitch, stereo), release_len)
+        return self
+
+    @classmethod
+    def drums(cls, notes: list[_Note], sr: int, stereo: bool, release_len: int) -> "_Voice":
+        waves: dict[int, np.ndarray] = {}
+
+        def hit(pitch: int) -> np.ndarray:
+            if pitch not in waves:
+                waves[pitch] = _drum_hit(pitch, sr)
+            return waves[pitch]
+
         # Drums ring for at most their own sample, fading from the note-off like any note.
-        _mix(out, wave, min(n.hold, len(wave) - len(release)), n, release, _pan_gains(60, stereo))
-    return out
+        holds = np.array([min(n.hold, len(hit(n.pitch)) - release_len) for n in notes], dtype=np.int64)
+        return cls(notes, holds, lambda note, lo, hi: hit(note.pitch)[lo:hi].copy(), _pan_gains(60, stereo), release_len)
+
+    def mix(self, out: np.ndarray, b0: int, b1: int, release: np.ndarray) -> None:
+        if b0 >= self.last:
+            self.cache = None  # this key is done: free its tones
+            return
+        for i in np.flatnonzero((self.starts < b1) & (self.ends > b0)):
+            note, hold = self.notes[i], int(self.holds[i])
+            lo, hi = max(b0, note.start) - note.start, min(b1, int(self.ends[i])) - note.start
+            seg = np.asarray(self.tone(note, lo, hi), dtype=np.float32)
+            if hi > hold:  # the release ramp, from the (pedal-extended) note-off
+                first = max(lo, hold)
+                seg[first - lo :] *= release[first - hold : hi - hold]
+            amp = _LEVEL * (max(1, note.velocity) / 127.0) ** 1.6
+            at = note.start + lo - b0
+            out[:, at : at + len(seg)] += (amp * self.gains)[:, None] * seg[None, :]
 
 
 # --------------------------------------------------------------------------------- note timing
@@ -239,16 +302,3 @@ def _pan_gains(pitch: int, stereo: bool) -> np.ndarray:
     pos = float(np.clip((pitch - 21) / (108 - 21), 0.0, 1.0)) * 2 - 1  # -1 left .. +1 right
     theta = (pos * _PAN_WIDTH + 1) * math.pi / 4  # constant power: cos^2 + sin^2 = 1
     return np.array([math.cos(theta), math.sin(theta)], dtype=np.float32)
-
-
-def _mix(out: np.ndarray, wave: np.ndarray, hold: int, note: _Note, release: np.ndarray, gains) -> None:
-    """Add one note: `hold` samples of its tone, then the release ramp, velocity- and pan-scaled."""
-    seg = wave[: hold + len(release)].astype(np.float32)  # a copy: the cached tone stays intact
-    tail = seg[hold:]
-    tail *= release[: len(tail)]
-    end = min(out.shape[1], note.start + len(seg))
-    if end <= note.start:
-        return
-    seg = seg[: end - note.start]
-    amp = _LEVEL * (max(1, note.velocity) / 127.0) ** 1.6
-    out[:, note.start : end] += (amp * gains)[:, None] * seg[None, :]
