@@ -87,12 +87,15 @@ def analyze_source(
     `progress(done, 1.0)` reports the fraction done.
     """
     data, label = _read_source(source, name)
+    if isinstance(data, Path):  # audio on disk is decoded from the file, block by block
+        return _analyze_audio(data, label, request, perceptual, progress)
     if _is_midi(data, label):
         return _analyze_midi(data, label, request, perceptual is not None)
     return _analyze_audio(data, label, request, perceptual, progress)
 
 
-def _read_source(source: str | Path | bytes | AudioInput, name: str | None) -> tuple[bytes, str]:
+def _read_source(source: str | Path | bytes | AudioInput, name: str | None) -> tuple[bytes | Path, str]:
+    """The input's bytes, or for an audio file on disk its path (it is read in blocks)."""
     if isinstance(source, AudioInput):
         return source.data, name or source.name
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -104,13 +107,40 @@ def _read_source(source: str | Path | bytes | AudioInput, name: str | None) -> t
     if not path.is_file():
         raise InputError(f"{label}: is not a file")
     try:
-        return path.read_bytes(), label
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        return (path.read_bytes() if _is_midi(head, label) else path), label
     except OSError as exc:
         raise InputError(f"{label}: cannot be read ({exc.strerror})") from None
 
 
 def _is_midi(data: bytes, label: str) -> bool:
     return data.startswith(b"MThd") or label.lower().endswith(MIDI_SUFFIXES)
+
+
+SERVER_MAX_DURATION_S = 1800.0
+SERVER_MAX_DURATION_ENV = "MUSE_SERVE_MAX_DURATION"
+"""The longest input an HTTP client may ask the server to analyse; the operator may change it."""
+
+
+def server_max_duration() -> float:
+    """The server's cap on `max_duration`: $MUSE_SERVE_MAX_DURATION seconds, else 1800."""
+    import os
+
+    text = os.environ.get(SERVER_MAX_DURATION_ENV, "").strip()
+    try:
+        value = float(text) if text else SERVER_MAX_DURATION_S
+    except ValueError:
+        value = SERVER_MAX_DURATION_S
+    return value if math.isfinite(value) and value > 0 else SERVER_MAX_DURATION_S
+
+
+def client_duration_problem(max_duration: float | None) -> str | None:
+    """Why an HTTP client's `max_duration` is refused (above the server's cap), or None."""
+    cap = server_max_duration()
+    if max_duration is not None and max_duration > cap:
+        return f"max_duration {max_duration:g} s is above this server's limit of {cap:g} s"
+    return None
 
 
 def _check_duration(label: str, duration: float, request: AnalyzeRequest) -> None:
@@ -124,28 +154,91 @@ def _check_duration(label: str, duration: float, request: AnalyzeRequest) -> Non
 # ---------------------------------------------------------------------------------------- audio
 
 
+BLOCK_S = 30.0
+"""Audio is decoded and measured this many seconds at a time: memory does not grow with length."""
+
+
 def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
+    """Two passes over the decoded audio, block by block (both decode the file again).
+
+    Pass one: loudness, the 22050 Hz mono spectra (brightness, chroma, the mel maximum the onset
+    envelope's floor needs) and the waveform outline; the silence check follows it. Pass two: the
+    onset envelope and the transcription model. Only per-frame numbers are kept, and the
+    posteriors go to a temporary file, so memory is flat in the input's length.
+    """
     from muse_cli.music import audio as au
     from muse_cli.music import transcribe as tr
 
-    samples, sr = au.decode_audio(data, label)
-    _check_duration(label, samples.shape[1] / sr, request)
-    if au.is_silent(samples):
-        raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
+    reader = au.AudioReader(data, label)
+    _check_duration(label, reader.duration, request)  # from the header, before decoding
     use_notes, warnings = _transcription_plan(request)
-    progress(0.05, 1.0)
-    mono = au.resample(au.to_mono(samples), sr, ft.ANALYSIS_RATE)[0]
-    measured = _measure_audio(samples, sr, mono)
-    progress(0.3, 1.0)
-    if use_notes:
-        post = tr.posteriors(mono, lambda done, total: progress(0.3 + 0.6 * done / total, 1.0))
-        measured = replace(measured, notes=tuple(tr.notes_from_posteriors(post)))
-    scores = _scores(perceptual(samples, sr)) if perceptual is not None else None
+    sr = reader.sample_rate
+    block = int(BLOCK_S * sr)
+    limit = int(math.ceil(request.max_duration * sr))
+    expected = max(1, reader.frames)
+
+    loudness, spectra, outline = ft.LoudnessStream(sr), ft.Spectra(), ft.Outline()
+    resampler, peak, seen, mono_len = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0.0, 0, 0
+    for chunk in reader.blocks(block, limit):
+        peak = max(peak, float(np.max(np.abs(chunk))))
+        loudness.add(chunk)
+        mono = resampler.add(au.to_mono(chunk)[0])
+        spectra.add(mono)
+        outline.add(mono)
+        seen, mono_len = seen + chunk.shape[1], mono_len + len(mono)
+        progress(0.25 * seen / expected, 1.0)
+    mono = resampler.add(np.zeros(0, np.float32), last=True)
+    spectra.add(mono)
+    outline.add(mono)
+    mono_len += len(mono)
+    pad = np.zeros(max(0, ft.N_FFT - mono_len), np.float32)  # a clip shorter than one FFT frame
+    spectra.add(pad)
+    spectra.finish()
+    if peak < 10 ** (-60 / 20):
+        raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
+
+    onsets = spectra.onset_pass(spectra.mel_max)
+    stream = tr.PosteriorStream(lambda done, total: progress(0.3 + 0.6 * done / total, 1.0), expected) if use_notes else None
+    resampler, seen = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0
+    try:
+        for chunk in reader.blocks(block, limit):
+            mono = resampler.add(au.to_mono(chunk)[0])
+            onsets.add(mono)
+            if stream is not None:
+                stream.add(mono)
+            seen += chunk.shape[1]
+            if stream is None:
+                progress(0.25 + 0.65 * seen / expected, 1.0)
+        mono = resampler.add(np.zeros(0, np.float32), last=True)
+        onsets.add(mono)
+        onsets.add(pad)
+        onsets.finish()
+        notes: tuple[Note, ...] = ()
+        if stream is not None:
+            stream.add(mono)
+            notes = tuple(tr.notes_from_stream(stream.finish()))
+    finally:
+        if stream is not None:
+            stream.close()
+    momentary = loudness.curve("momentary")
+    measured = _Measured(
+        duration=seen / sr,
+        beats=ft.beat_times(onsets.onset_envelope()),
+        notes=notes,
+        integrated=ft.integrated(momentary[1]),
+        short_term=loudness.curve("short_term"),
+        momentary=momentary,
+        brightness=spectra.brightness(),
+        chroma=spectra.chroma,
+    )
+    scores = None
+    if perceptual is not None:  # the perceptual model takes the whole recording (bounded by max_duration)
+        scores = _scores(perceptual(reader.read_all(), sr))
     progress(0.95, 1.0)
-    source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=samples.shape[0])
+    source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=reader.channels)
     report = _report(source, measured, request, scores, tr.METHOD if use_notes else None, warnings)
     midi = _midi_bytes(measured.notes) if request.midi else None
-    analysis = Analysis(report, measured.notes, midi, envelope=_envelope(mono))
+    analysis = Analysis(report, measured.notes, midi, envelope=outline.envelope(ENVELOPE_POINTS))
     if request.plot:
         analysis = replace(analysis, png=plot_png(analysis))
     progress(1.0, 1.0)
@@ -164,22 +257,6 @@ def _transcription_plan(request: AnalyzeRequest) -> tuple[bool, list[str]]:
     if request.transcribe or request.midi:
         raise RuntimeFailure(f"note transcription is unavailable: {reason}", hint="pip install 'muse-cli[analysis]'")
     return False, [f"no transcription ({reason}): note, articulation and pedal measures are absent"]
-
-
-def _measure_audio(samples: np.ndarray, sr: int, mono: np.ndarray) -> _Measured:
-    mono = np.pad(mono, (0, max(0, ft.N_FFT - len(mono))))  # a clip shorter than one FFT frame
-    power = ft.k_weighted_power(samples, sr)
-    momentary = ft.windowed_loudness(power, sr, ft.MOMENTARY_WINDOW_S, 0.1)
-    return _Measured(
-        duration=samples.shape[1] / sr,
-        beats=ft.beat_times(ft.onset_envelope(mono)),
-        notes=(),
-        integrated=ft.integrated(momentary[1]),
-        short_term=ft.windowed_loudness(power, sr, ft.SHORT_TERM_WINDOW_S),
-        momentary=momentary,
-        brightness=ft.brightness(mono),
-        chroma=ft.chroma_weights(mono),
-    )
 
 
 def _scores(value: Any) -> dict[str, Any] | None:
@@ -234,15 +311,6 @@ def _midi_bytes(notes: Sequence[Note]) -> bytes:
     from muse_cli.music.transcribe import to_midi
 
     return midi_to_bytes(to_midi(list(notes)))
-
-
-def _envelope(mono: np.ndarray, points: int = ENVELOPE_POINTS) -> np.ndarray:
-    """Min and max of the waveform in `points` equal slices (enough to draw it)."""
-    usable = len(mono) - len(mono) % points if len(mono) >= points else 0
-    if usable == 0:
-        return np.vstack([mono, mono])
-    blocks = mono[:usable].reshape(points, -1)
-    return np.vstack([blocks.min(axis=1), blocks.max(axis=1)])
 
 
 # --------------------------------------------------------------------------------------- report

@@ -502,6 +502,10 @@ def create_app(
                                             description=analyze_defaults["max_duration"].description)] = 1800.0,
     ) -> dict[str, Any]:
         """Analyse an uploaded performance: the `muse analyze` JSON report."""
+        from muse_cli.analysis import client_duration_problem
+
+        if problem := client_duration_problem(max_duration):
+            raise invalid([{"field": "max_duration", "message": problem}])
         data = file.file.read()
         if not data:
             raise invalid([{"field": "file", "message": "the uploaded file is empty"}])

@@ -77,6 +77,100 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return decode_audio(data, name=str(p))
 
 
+class AudioReader:
+    """An audio file opened for reading in blocks: its length is known from the header before
+    anything is decoded, and `blocks` decodes it again from the start on each call.
+
+    Same checks and messages as `decode_audio`; a block with NaN or infinity is an InputError.
+    """
+
+    def __init__(self, source: str | Path | bytes, name: str = "audio"):
+        import soundfile as sf
+
+        self.name = name
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if not source:
+                raise InputError(f"{name}: file is empty (0 bytes), expected WAV, FLAC, OGG or MP3 audio")
+            self._open = lambda: sf.SoundFile(io.BytesIO(source))
+        else:
+            path = Path(source)
+            if path.stat().st_size == 0:
+                raise InputError(f"{name}: file is empty (0 bytes), expected WAV, FLAC, OGG or MP3 audio")
+            self._open = lambda: sf.SoundFile(str(path))
+        with self._guard():
+            with self._open() as f:
+                self.channels, self.sample_rate, self.frames = f.channels, f.samplerate, f.frames
+        if self.channels > MAX_CHANNELS:
+            raise InputError(f"{name}: has {self.channels} channels, at most {MAX_CHANNELS} are supported")
+        if self.sample_rate <= 0:
+            raise InputError(f"{name}: invalid sample rate {self.sample_rate}")
+
+    @property
+    def duration(self) -> float:
+        """Seconds, from the header (libsndfile counts compressed streams' frames when opening)."""
+        return self.frames / self.sample_rate
+
+    def _guard(self):
+        import contextlib
+
+        import soundfile as sf
+
+        @contextlib.contextmanager
+        def guard():
+            try:
+                yield
+            except InputError:
+                raise
+            except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as exc:
+                detail = re.sub(r"^Error opening .*?>:\s*", "", str(exc).split("\n")[0])
+                detail = re.sub(r"^Error opening '.*?':\s*", "", detail)
+                raise InputError(
+                    f"{self.name}: not a readable audio file (WAV, FLAC, OGG or MP3 expected): {_short(detail)}"
+                ) from None
+
+        return guard()
+
+    def blocks(self, size: int, max_samples: int | None = None):
+        """Float32 blocks [channels, <= size] from the start; an InputError past `max_samples`."""
+        seen = 0
+        with self._guard():
+            with self._open() as f:
+                while True:
+                    data = f.read(size, dtype="float32", always_2d=True)
+                    if data.shape[0] == 0:
+                        break
+                    seen += data.shape[0]
+                    if max_samples is not None and seen > max_samples:
+                        raise InputError(f"{self.name}: decodes to more than {max_samples / self.sample_rate:.0f} s")
+                    block = np.ascontiguousarray(data.T)
+                    if not np.isfinite(block).all():
+                        raise InputError(f"{self.name}: contains NaN or infinite samples; the file is corrupt")
+                    yield block
+        if seen == 0:
+            raise InputError(f"{self.name}: contains no audio samples (zero length)")
+
+    def read_all(self) -> np.ndarray:
+        return np.concatenate(list(self.blocks(1 << 20)), axis=1)
+
+
+class MonoResampler:
+    """Mono audio resampled block by block (soxr's stream: the same samples as one whole call)."""
+
+    def __init__(self, sr_from: int, sr_to: int):
+        self.same = sr_from == sr_to
+        self.sr_from, self.sr_to = sr_from, sr_to
+        if not self.same:
+            import soxr
+
+            self.stream = soxr.ResampleStream(sr_from, sr_to, 1, dtype="float32", quality="HQ")
+
+    def add(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
+        x = np.ascontiguousarray(mono, dtype=np.float32)
+        if self.same:
+            return x
+        return np.asarray(self.stream.resample_chunk(x, last=last), dtype=np.float32).reshape(-1)
+
+
 def _short(text: str, limit: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

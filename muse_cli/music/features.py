@@ -43,10 +43,19 @@ class NoteLike(Protocol):
 
 
 def onset_envelope(y: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
-    """Spectral-flux onset strength of mono audio, one value per BEAT_HOP samples."""
-    import librosa
+    """Spectral-flux onset strength of mono audio, one value per BEAT_HOP samples.
 
-    return librosa.onset.onset_strength(y=y, sr=sr, hop_length=BEAT_HOP)
+    librosa.onset.onset_strength's definition (mean over 128 mel bands of the rise in dB, frames
+    centred, top_db 80), computed by `Spectra` without librosa: see that class.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    first = Spectra(sr)
+    first.add(y)
+    first.finish()
+    second = first.onset_pass(first.mel_max)
+    second.add(y)
+    second.finish()
+    return second.onset_envelope()
 
 
 def notes_envelope(notes: Sequence[NoteLike], duration: float, sr: int = ANALYSIS_RATE) -> np.ndarray:
@@ -90,15 +99,77 @@ def beat_times(envelope: np.ndarray, sr: int = ANALYSIS_RATE, trim: bool = True)
 
     `trim` drops weak beats at the edges: right for audio with lead-in noise, wrong for notes.
     """
-    import librosa
-
     if envelope.size < 4 or not np.any(envelope > 0):
         return np.zeros(0)
     bpm = global_tempo(envelope, sr)
     if bpm is None:
         return np.zeros(0)
-    _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=BEAT_HOP, bpm=bpm, trim=trim)
-    return librosa.frames_to_time(frames, sr=sr, hop_length=BEAT_HOP)
+    frames = track_beats(envelope, sr / BEAT_HOP, bpm, trim=trim)
+    return frames * BEAT_HOP / sr
+
+
+def track_beats(envelope: np.ndarray, frame_rate: float, bpm: float, tightness: float = 100.0, trim: bool = True) -> np.ndarray:
+    """Beat frames: Ellis's dynamic programme (2007) as librosa.beat.beat_track runs it (0.11, beat.py
+    `__beat_tracker` and helpers), in numpy so that no numba kernel is compiled at run time.
+
+    The onset envelope is scaled by its standard deviation and smoothed by a Gaussian one beat
+    wide; each frame's best predecessor lies between half a beat and two beats back, penalised by
+    `tightness` times the squared log-ratio to one beat. Predecessors are at least half a beat
+    back, so half a beat of frames is decided at once. The beat path is read back from the last
+    local maximum of the cumulative score above half its median; with `trim`, frames whose
+    smoothed score is under half the beats' RMS are dropped at both ends.
+    """
+    env = np.asarray(envelope, dtype=np.float64)
+    n = len(env)
+    if n == 0 or not env.any():
+        return np.zeros(0, dtype=int)
+    period = float(np.round(frame_rate * 60.0 / bpm))
+    norm = env / (env.std(ddof=1) + np.finfo(env.dtype).tiny)
+    # librosa's convolution leaves out the first frame (its loop stops one index short).
+    norm[0] = 0.0
+    window = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
+    score = np.convolve(norm, window, mode="same")
+    if len(window) > n:  # np.convolve "same" centres on the longer input
+        score = np.convolve(norm, window, mode="full")[len(window) // 2 : len(window) // 2 + n]
+    near, far = int(np.round(period / 2)), int(2 * period)
+    lags = np.arange(near, far + 1)  # nearest predecessor first: ties go to it, as in librosa
+    penalty = -tightness * (np.log(lags) - np.log(period)) ** 2
+    cumscore = np.empty(n)
+    backlink = np.full(n, -1, dtype=np.int64)
+    step = max(1, near)
+    for first in range(0, n, step):
+        rows = np.arange(first, min(n, first + step))
+        loc = rows[:, None] - lags[None, :]
+        valid = loc >= 0
+        cand = np.where(valid, cumscore[np.maximum(loc, 0)] + penalty[None, :], -np.inf)
+        best = np.argmax(cand, axis=1)
+        found = valid[np.arange(len(rows)), best]
+        cumscore[rows] = score[rows] + np.where(found, cand[np.arange(len(rows)), best], 0.0)
+        backlink[rows] = np.where(found, loc[np.arange(len(rows)), best], -1)
+    threshold = 0.01 * score.max()
+    started = np.flatnonzero(score >= threshold)
+    backlink[: started[0] if started.size else n] = -1  # no beat before the first clear onset
+    peaks = np.zeros(n, dtype=bool)
+    peaks[1:-1] = (cumscore[1:-1] > cumscore[:-2]) & (cumscore[1:-1] >= cumscore[2:])
+    if n > 1:
+        peaks[-1] = cumscore[-1] > cumscore[-2]
+    tail = n - 1
+    if peaks.any():
+        median = float(np.median(cumscore[peaks]))
+        ok = np.flatnonzero(peaks & (cumscore >= 0.5 * median))
+        tail = int(ok[-1]) if ok.size else n - 1
+    beats = np.zeros(n, dtype=bool)
+    while tail >= 0:
+        beats[tail] = True
+        tail = int(backlink[tail])
+    smooth = np.convolve(score[beats], np.hanning(5))[2 : n + 2]
+    cut = 0.5 * float(np.sqrt(np.mean(smooth**2))) if trim else 0.0
+    low = score <= cut
+    head = int(np.argmin(low)) if not low.all() else n
+    beats[:head] = False
+    back = int(np.argmin(low[::-1])) if not low.all() else n
+    beats[n - back :] = False
+    return np.flatnonzero(beats)
 
 
 def tempo_from_beats(beats: np.ndarray) -> float | None:
@@ -176,6 +247,85 @@ def windowed_loudness(power: np.ndarray, sr: int, window_s: float, hop_s: float 
     with np.errstate(divide="ignore"):
         lufs = -0.691 + 10 * np.log10(mean)
     return (starts + window / 2) / sr, lufs
+
+
+class LoudnessStream:
+    """`k_weighted_power` then `windowed_loudness` for the momentary and short-term windows, fed
+    block by block: the filters carry their state across blocks and the running sum of power is
+    kept only at the window edges, so the result equals the whole-array functions' and memory
+    holds a few numbers per 100 ms."""
+
+    def __init__(self, sr: int):
+        self.sr = sr
+        stages = (("high_shelf", 1500.0, 1 / math.sqrt(2), 4.0), ("high_pass", 38.0, 0.5, 0.0))
+        self.sos = np.array([np.concatenate(_biquad(kind, fc, q, gain, sr)) for kind, fc, q, gain in stages])
+        self.state: np.ndarray | None = None
+        self.samples = 0
+        self.carry = 0.0  # running sum of power up to `samples`
+        self.windows = {"momentary": (MOMENTARY_WINDOW_S, 0.1), "short_term": (SHORT_TERM_WINDOW_S, CURVE_HOP_S)}
+        self.marks: dict[int, float] = {0: 0.0}  # sample index -> running sum before it
+
+    def add(self, audio: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        x = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+        if self.state is None:
+            self.state = np.zeros((self.sos.shape[0], x.shape[0], 2))
+        x, self.state = sosfilt(self.sos, x, axis=1, zi=self.state)
+        power = np.einsum("ij,ij->j", x, x)
+        csum = np.cumsum(np.concatenate([[self.carry], power]))  # csum[i]: sum before sample samples + i
+        lo, hi = self.samples, self.samples + len(power)
+        for window_s, hop_s in self.windows.values():
+            window, hop = max(1, int(round(window_s * self.sr))), max(1, int(round(hop_s * self.sr)))
+            for offset in (0, window):
+                first = -(-(lo + 1 - offset) // hop) * hop + offset  # marks in (lo, hi]
+                for at in range(max(first, offset), hi + 1, hop):
+                    self.marks[at] = float(csum[at - lo])
+        self.marks[hi] = float(csum[-1])
+        self.carry, self.samples = float(csum[-1]), hi
+
+    def curve(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times_s, LUFS) as `windowed_loudness(k_weighted_power(audio), sr, window, hop)`."""
+        window_s, hop_s = self.windows[name]
+        n = self.samples
+        window = max(1, min(n, int(round(window_s * self.sr))))
+        hop = max(1, int(round(hop_s * self.sr)))
+        starts = np.arange(0, max(1, n - window + 1), hop)
+        if window == n:  # a clip shorter than the window: one window, the whole clip
+            mean = np.array([(self.marks[n] - self.marks[0]) / window])
+        else:
+            mean = (np.array([self.marks[int(a) + window] for a in starts]) - np.array([self.marks[int(a)] for a in starts])) / window
+        with np.errstate(divide="ignore"):
+            lufs = -0.691 + 10 * np.log10(mean)
+        return (starts + window / 2) / self.sr, lufs
+
+
+class Outline:
+    """Min and max of a waveform fed in blocks, per 256 samples; `envelope` draws it in k points."""
+
+    STEP = 256
+
+    def __init__(self):
+        self.lo: list[np.ndarray] = []
+        self.hi: list[np.ndarray] = []
+        self.rest = np.zeros(0, np.float32)
+
+    def add(self, y: np.ndarray) -> None:
+        y = np.concatenate([self.rest, y])
+        whole = len(y) - len(y) % self.STEP
+        if whole:
+            rows = y[:whole].reshape(-1, self.STEP)
+            self.lo.append(rows.min(axis=1))
+            self.hi.append(rows.max(axis=1))
+        self.rest = y[whole:]
+
+    def envelope(self, points: int) -> np.ndarray:
+        lo = np.concatenate(self.lo + ([self.rest.min(keepdims=True)] if self.rest.size else []))
+        hi = np.concatenate(self.hi + ([self.rest.max(keepdims=True)] if self.rest.size else []))
+        if len(lo) <= points:
+            return np.vstack([lo, hi])
+        groups = np.array_split(np.arange(len(lo)), points)
+        return np.vstack([[lo[g].min() for g in groups], [hi[g].max() for g in groups]])
 
 
 def integrated(momentary: np.ndarray) -> float | None:
@@ -279,25 +429,173 @@ def swells(times: np.ndarray, lufs: np.ndarray, min_db: float = SWELL_MIN_DB, mi
 
 def brightness(y: np.ndarray, sr: int = ANALYSIS_RATE) -> float | None:
     """Median spectral centroid (Hz) over frames within 40 dB of the loudest frame."""
-    import librosa
-
-    spectrum = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=STFT_HOP))
-    if not spectrum.any():
-        return None
-    centroid = librosa.feature.spectral_centroid(S=spectrum, sr=sr)[0]
-    energy = spectrum.sum(axis=0)
-    loud = energy >= energy.max() * 10 ** (-40 / 20)
-    return float(np.median(centroid[loud]))
+    spectra = Spectra(sr)
+    spectra.add(np.asarray(y, dtype=np.float32))
+    spectra.finish()
+    return spectra.brightness()
 
 
 def chroma_weights(y: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
     """12-bin pitch-class energy of audio, for key finding when there are no notes."""
-    import librosa
+    spectra = Spectra(sr)
+    spectra.add(np.asarray(y, dtype=np.float32))
+    spectra.finish()
+    return spectra.chroma.astype(np.float32)
 
-    # tuning=0: librosa's tuning estimate is slow, and its numba gufunc crashes with numba 0.68 +
-    # numpy 2.4; a piano a few cents off concert pitch still lands in the right chroma bins.
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=STFT_HOP, tuning=0.0)
-    return chroma.sum(axis=1)
+
+# ---------------------------------------------------------------------- spectra, in blocks
+
+
+def mel_filters(sr: int, n_fft: int = N_FFT, n_mels: int = 128) -> np.ndarray:
+    """Slaney-style mel filterbank [n_mels, 1 + n_fft // 2] (float32), as librosa.filters.mel's
+    default: triangles on Slaney's mel scale (linear to 1 kHz, logarithmic above) from 0 Hz to
+    Nyquist, each scaled to unit area (2 / bandwidth)."""
+    def to_mel(hz):
+        hz = np.asarray(hz, dtype=np.float64)
+        step, knee, log_step = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+        return np.where(hz >= knee, knee / step + np.log(np.maximum(hz, 1e-300) / knee) / log_step, hz / step)
+
+    def to_hz(mel):
+        step, knee, log_step = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+        return np.where(mel >= knee / step, knee * np.exp(log_step * (mel - knee / step)), step * mel)
+
+    edges = to_hz(np.linspace(to_mel(0.0), to_mel(sr / 2.0), n_mels + 2))
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    width = np.diff(edges)
+    offset = edges[:, None] - bins[None, :]
+    rising = -offset[:-2] / width[:-1, None]
+    falling = offset[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights
+
+
+def chroma_filters(sr: int, n_fft: int = N_FFT) -> np.ndarray:
+    """12-bin chroma filterbank [12, 1 + n_fft // 2] (float32), as librosa.filters.chroma's default
+    (Ellis's chromagram): per FFT bin a Gaussian bump around its pitch class (width two bin
+    spacings, at least a semitone), columns scaled to unit L2 norm, weighted by a Gaussian over
+    octaves centred on octave 5, two octaves wide; rows start at C; tuning 0 (A = 440 Hz)."""
+    n_chroma = 12
+    freqs = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    octs = np.log2(freqs / (440.0 / 16))
+    pos = n_chroma * octs
+    pos = np.concatenate([[pos[0] - 1.5 * n_chroma], pos])  # 0 Hz: 1.5 octaves under bin 1
+    width = np.concatenate([np.maximum(np.diff(pos), 1.0), [1.0]])
+    dist = pos[None, :] - np.arange(n_chroma, dtype=np.float64)[:, None]
+    half = float(np.round(n_chroma / 2))
+    dist = np.remainder(dist + half + 10 * n_chroma, n_chroma) - half
+    weights = np.exp(-0.5 * (2 * dist / width[None, :]) ** 2)
+    norm = np.sqrt(np.sum(weights**2, axis=0, keepdims=True))
+    weights = weights / np.where(norm < np.finfo(weights.dtype).tiny, 1.0, norm)
+    weights *= np.exp(-0.5 * ((pos / n_chroma - 5.0) / 2.0) ** 2)[None, :]
+    weights = np.roll(weights, -3, axis=0)
+    return np.ascontiguousarray(weights[:, : 1 + n_fft // 2], dtype=np.float32)
+
+
+class Spectra:
+    """Short-time spectra of mono audio fed in blocks, reduced at once to what the report needs.
+
+    Frames are librosa's (n_fft 2048, hop BEAT_HOP, Hann window, centred with zero padding), so a
+    frame's spectrum does not depend on where the blocks were cut. From each frame it keeps: the
+    mel power's maximum (for the onset envelope's 80 dB floor), and on every second frame (hop
+    STFT_HOP) the spectral centroid, the energy and the normalised chroma, summed. The onset
+    envelope needs the whole file's maximum first, so it is a second pass (`onset_pass`).
+    Memory: one block plus a few numbers per frame.
+    """
+
+    def __init__(self, sr: int = ANALYSIS_RATE):
+        self.sr = sr
+        self.window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann, as scipy.signal.get_window("hann")
+        self.mel = mel_filters(sr)
+        self.chroma_fb = chroma_filters(sr)
+        self.freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
+        self.buffer = np.zeros(N_FFT // 2, np.float32)  # centred: the first frame sees zeros before 0
+        self.frame = 0  # index of the next frame, hop BEAT_HOP
+        self.samples = 0
+        self.mel_max = 0.0
+        self.centroids: list[np.ndarray] = []
+        self.energies: list[np.ndarray] = []
+        self.chroma = np.zeros(12)
+        self.any_sound = False
+        self._flux: list[np.ndarray] | None = None
+        self._floor = 0.0
+        self._last_db: np.ndarray | None = None
+
+    def onset_pass(self, mel_max: float) -> "Spectra":
+        """A fresh instance that computes the onset envelope, given the first pass's mel maximum."""
+        other = Spectra(self.sr)
+        other._flux = []
+        other._floor = 10 * math.log10(max(1e-10, mel_max)) - 80.0
+        return other
+
+    def add(self, y: np.ndarray) -> None:
+        self.samples += len(y)
+        self.buffer = np.concatenate([self.buffer, np.asarray(y, np.float32)])
+        self._frames(final=False)
+
+    def finish(self) -> None:
+        self.buffer = np.concatenate([self.buffer, np.zeros(N_FFT // 2, np.float32)])
+        self._frames(final=True)
+
+    def _frames(self, final: bool) -> None:
+        total = 1 + self.samples // BEAT_HOP if final else None
+        # Frame f covers buffer[(f - frame) * hop : ... + N_FFT] relative to the buffer start.
+        count = (len(self.buffer) - N_FFT) // BEAT_HOP + 1 if len(self.buffer) >= N_FFT else 0
+        if total is not None:
+            count = min(count, total - self.frame)
+        if count <= 0:
+            return
+        for first in range(0, count, 2048):
+            n = min(2048, count - first)
+            starts = (first + np.arange(n)) * BEAT_HOP
+            frames = self.buffer[starts[:, None] + np.arange(N_FFT)[None, :]]
+            spectrum = np.fft.rfft(self.window[None, :] * frames, axis=1).astype(np.complex64).T  # [bins, n]
+            self._reduce(spectrum, self.frame + first)
+        self.frame += count
+        self.buffer = self.buffer[count * BEAT_HOP :]
+
+    def _reduce(self, spectrum: np.ndarray, first_frame: int) -> None:
+        magnitude = np.abs(spectrum)
+        power = magnitude**2
+        mel = self.mel @ power
+        if self._flux is not None:
+            db = 10.0 * np.log10(np.maximum(1e-10, mel))
+            db = np.maximum(db, self._floor)
+            if self._last_db is not None:
+                db = np.concatenate([self._last_db, db], axis=1)
+            if db.shape[1] > 1:
+                self._flux.append(np.mean(np.maximum(0.0, db[:, 1:] - db[:, :-1]), axis=0))
+            self._last_db = db[:, -1:]
+            return
+        self.mel_max = max(self.mel_max, float(mel.max(initial=0.0)))
+        even = slice((first_frame % 2), None, 2)  # hop STFT_HOP frames are the even BEAT_HOP frames
+        mag, pw = magnitude[:, even], power[:, even]
+        if mag.shape[1] == 0:
+            return
+        total = mag.sum(axis=0)
+        self.any_sound = self.any_sound or bool(mag.any())
+        share = mag / np.where(total < np.finfo(np.float32).tiny, 1.0, total)[None, :]
+        self.centroids.append(np.sum(self.freqs[:, None] * share, axis=0))
+        self.energies.append(total)
+        raw = self.chroma_fb @ pw
+        peak = np.max(np.abs(raw), axis=0)
+        self.chroma += np.sum(raw / np.where(peak < np.finfo(np.float32).tiny, 1.0, peak)[None, :], axis=1)
+
+    def onset_envelope(self) -> np.ndarray:
+        """The onset envelope, after `finish`, of an instance made by `onset_pass`."""
+        if self._flux is None:
+            raise RuntimeError("onset_envelope needs the instance from onset_pass(mel_max)")
+        flux = np.concatenate(self._flux) if self._flux else np.zeros(0, np.float32)
+        lead = 1 + N_FFT // (2 * BEAT_HOP)  # librosa's lag + centring compensation
+        env = np.concatenate([np.zeros(lead, flux.dtype), flux])
+        return env[: self.frame]
+
+    def brightness(self) -> float | None:
+        if not self.any_sound:
+            return None
+        centroid, energy = np.concatenate(self.centroids), np.concatenate(self.energies)
+        loud = energy >= energy.max() * 10 ** (-40 / 20)
+        return float(np.median(centroid[loud]))
 
 
 # ------------------------------------------------------------------------------------- notes

@@ -150,17 +150,147 @@ def posteriors(audio: np.ndarray, progress: ProgressFn = null_progress) -> Poste
     return Posteriors(np.concatenate(frames)[:n_frames], np.concatenate(onsets)[:n_frames])
 
 
+class PosteriorStream:
+    """The model run on mono 22050 Hz audio fed block by block; posteriors go to an unnamed
+    temporary file (the OS deletes it), so memory holds one batch of windows however long the
+    audio. Windows are the same as `posteriors` cuts from the whole array, so are the frames.
+    """
+
+    ROW = 2 * 88  # float32 frame | onset per row
+
+    def __init__(self, progress: ProgressFn = null_progress, expected_samples: int | None = None):
+        import tempfile
+
+        path = model_path()
+        if path is None:
+            raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
+        self.session = _session(str(path))
+        self.progress, self.expected = progress, expected_samples
+        self.buffer = np.zeros(0, np.float32)
+        self.origin = 0  # sample index of buffer[0]
+        self.samples = 0
+        self.window = 0  # next window to run
+        self.spill = tempfile.TemporaryFile()
+        self.frames = 0  # rows in the spill file
+        self.n_frames = 0  # rows that belong to the audio (set by finish)
+
+    def add(self, y: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, np.asarray(y, np.float32)])
+        self.samples += len(y)
+        step = KEPT_FRAMES * HOP
+        ready = 0
+        while (self.window + ready) * step - EDGE_FRAMES * HOP + WINDOW <= self.samples:
+            ready += 1
+        while ready >= BATCH:
+            self._run(BATCH)
+            ready -= BATCH
+
+    def finish(self) -> "PosteriorStream":
+        total = window_count(self.samples)
+        while self.window < total:
+            self._run(min(BATCH, total - self.window))
+        self.n_frames = int(np.ceil(self.samples / HOP))
+        self.buffer = np.zeros(0, np.float32)
+        return self
+
+    def _run(self, count: int) -> None:
+        step = KEPT_FRAMES * HOP
+        batch = np.zeros((count, WINDOW), np.float32)
+        for row in range(count):
+            start = (self.window + row) * step - EDGE_FRAMES * HOP
+            lo, hi = max(start, 0), min(start + WINDOW, self.samples)
+            if hi > lo:
+                batch[row, lo - start : hi - start] = self.buffer[lo - self.origin : hi - self.origin]
+        frame, onset = self.session.run(list(_OUTPUTS), {_INPUT: batch[:, :, None]})
+        rows = np.concatenate([frame[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88),
+                               onset[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, 88)], axis=1)
+        self.spill.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+        self.frames += len(rows)
+        self.window += count
+        keep = max(0, self.window * step - EDGE_FRAMES * HOP)  # the next window's first sample
+        if keep > self.origin:
+            self.buffer = self.buffer[keep - self.origin :]
+            self.origin = keep
+        if self.expected:
+            self.progress(min(self.samples, self.expected), self.expected)
+
+    def rows(self, first: int, stop: int) -> Posteriors:
+        stop = min(stop, self.n_frames)
+        self.spill.seek(first * self.ROW * 4)
+        data = np.frombuffer(self.spill.read((stop - first) * self.ROW * 4), dtype="<f4").reshape(-1, self.ROW)
+        return Posteriors(data[:, :88], data[:, 88:])
+
+    def close(self) -> None:
+        self.spill.close()
+
+
+CHUNK_FRAMES = 2 * 60 * 86  # about two minutes of frames decoded at once
+LOOKAHEAD_FRAMES = 10 * 86  # later frames a chunk sees, so that its notes end where they would
+
+
+def notes_from_stream(stream: PosteriorStream, decoding: "Decoding | None" = None,
+                      chunk: int = CHUNK_FRAMES, lookahead: int = LOOKAHEAD_FRAMES) -> list[Note]:
+    """`notes_from_posteriors` over posteriors too long to hold, chunk by chunk, with the same notes.
+
+    Each chunk's notes are decoded in a window reaching 3 frames back (the restrike test looks 3
+    frames back) and `lookahead` frames on, where the later notes are decoded too for the frames
+    they claim; a chunk whose note comes near the window's end is decoded again with twice the
+    lookahead. The rise scale of the inferred onsets is taken over the whole file first.
+    """
+    decoding = decoding or Decoding()
+    n = stream.n_frames
+    if n < 3:
+        return []
+    onset_max = rise_max = 0.0
+    tail = np.zeros((0, 88))
+    for first in range(0, n, chunk):
+        post = stream.rows(first, first + chunk)
+        frame = np.vstack([tail, post.frame.astype(np.float64)])
+        rise = _rise(frame, at_start=first == 0)[len(tail) :]
+        onset_max = max(onset_max, float(post.onset.max(initial=0.0)))
+        rise_max = max(rise_max, float(rise.max(initial=0.0)))
+        tail = frame[-2:]
+    scale = onset_max / rise_max if rise_max > 0 else None
+    notes: list[Note] = []
+    for first in range(0, n, chunk):
+        ahead = lookahead
+        while True:
+            origin, stop = max(0, first - 3), min(n, first + chunk + ahead)
+            post = stream.rows(origin, stop)
+            found, near_end = _decode(post.frame.astype(np.float64), post.onset.astype(np.float64), scale,
+                                      origin, first, first + chunk, decoding, final=stop >= n)
+            if not near_end:
+                break
+            ahead *= 2
+        notes.extend(found)
+    notes.sort(key=lambda n: (n.onset, n.pitch))
+    return notes
+
+
 # -------------------------------------------------------------------------------------- notes
 
 
-def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Add onset evidence where the frame posterior jumps up (repeated notes the onset head misses)."""
+def _rise(frame: np.ndarray, at_start: bool) -> np.ndarray:
+    """How much each frame posterior rose over the last one and two frames (clipped at zero)."""
     rise1 = frame - np.vstack([np.zeros((1, 88)), frame[:-1]])
     rise2 = frame - np.vstack([np.zeros((2, 88)), frame[:-2]])
     rise = np.clip(np.minimum(rise1, rise2), 0, None)
-    rise[:2] = 0
-    if rise.max() > 0:
-        rise *= onset.max() / rise.max()
+    if at_start:
+        rise[:2] = 0
+    return rise
+
+
+def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray, scale: float | None = None, at_start: bool = True) -> np.ndarray:
+    """Add onset evidence where the frame posterior jumps up (repeated notes the onset head misses).
+
+    The rise is scaled so its largest value over the whole file matches the largest onset
+    posterior; `scale` is that ratio when only part of the file is at hand.
+    """
+    rise = _rise(frame, at_start)
+    if scale is None and rise.max() > 0:
+        scale = onset.max() / rise.max()
+    if scale is not None:
+        rise *= scale
     return np.maximum(onset, rise)
 
 
@@ -190,6 +320,17 @@ def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -
     return start + 1 + len(above) - below_run
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """Thresholds of `notes_from_posteriors` (basic-pitch's names in its CLI in brackets)."""
+
+    onset_threshold: float = 0.5  # --onset-threshold
+    frame_threshold: float = 0.3  # --frame-threshold
+    min_note_s: float = 0.058  # --minimum-note-length (ms there)
+    patience: int = 11
+    restrike_threshold: float = 0.8
+
+
 def notes_from_posteriors(
     post: Posteriors,
     onset_threshold: float = 0.5,
@@ -204,27 +345,44 @@ def notes_from_posteriors(
     hold its partial leakage) until it ends, so an earlier onset on the same key stops where the
     next one begins. `min_note_s` is shorter than basic-pitch's 128 ms default so staccato survives.
     """
+    d = Decoding(onset_threshold, frame_threshold, min_note_s, patience, restrike_threshold)
     frame = post.frame.astype(np.float64)
     if len(frame) < 3:
         return []
-    onset = _with_inferred_onsets(post.onset.astype(np.float64), frame)
+    notes, _ = _decode(frame, post.onset.astype(np.float64), None, 0, 0, len(frame), d, final=True)
+    notes.sort(key=lambda n: (n.onset, n.pitch))
+    return notes
+
+
+def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: Decoding, final: bool):
+    """Notes whose onset frame lies in [keep_from, keep_to) (absolute), from the window of
+    posteriors starting at frame `origin`; and whether a kept note came near the window's end
+    (its end might change with more frames: widen the window and decode again)."""
+    onset = _with_inferred_onsets(onset, frame, scale, at_start=origin == 0)
     energy = frame.copy()
-    min_frames = max(1, int(round(min_note_s * FPS)))
+    min_frames = max(1, int(round(d.min_note_s * FPS)))
     notes = []
-    times, keys = _onset_peaks(onset, onset_threshold)
+    near_end = False
+    times, keys = _onset_peaks(onset, d.onset_threshold)
     for t, k in sorted(zip(times, keys), reverse=True):
-        sounding = frame[max(t - 3, 0), k] >= frame_threshold
-        if sounding and onset[t, k] < restrike_threshold:
+        if t + origin < keep_from:
+            break
+        sounding = frame[max(t - 3, 0), k] >= d.frame_threshold
+        if sounding and onset[t, k] < d.restrike_threshold:
             continue
-        end = _note_end(energy[:, k], t, frame_threshold, patience)
+        end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
+        kept = t + origin < keep_to  # else a later note, decoded here only for the energy it claims
+        if kept and not final and end + 4 * d.patience >= len(frame):
+            near_end = True
         if end - t <= min_frames:
             continue
         energy[t:end, max(k - 1, 0) : k + 2] = 0
+        if not kept:
+            continue
         amplitude = float(frame[t:end, k].mean())
         velocity = int(np.clip(round(127 * amplitude), 1, 127))
-        notes.append(Note(round(float(t) / FPS, 4), round(float(end) / FPS, 4), int(k) + LOWEST_PITCH, velocity))
-    notes.sort(key=lambda n: (n.onset, n.pitch))
-    return notes
+        notes.append(Note(round(float(t + origin) / FPS, 4), round(float(end + origin) / FPS, 4), int(k) + LOWEST_PITCH, velocity))
+    return notes, near_end
 
 
 def transcribe(audio: np.ndarray, sr: int, progress: ProgressFn = null_progress) -> list[Note]:
