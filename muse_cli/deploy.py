@@ -71,7 +71,7 @@ def ensure_secrets() -> dict[str, str]:
 
 
 def deploy_app(show_logs: bool = False, on_secret: Any = None) -> str | None:
-    """Deploy with Modal's public API; returns the app's dashboard URL when Modal gives one.
+    """Deploy with Modal's public API; returns the deployed app's dashboard URL.
 
     `on_secret(name, "KEY=token")` hears of each Secret created, before the deploy starts, so a
     failing deploy cannot lose a token Modal will never show again.
@@ -96,4 +96,6 @@ def deploy_app(show_logs: bool = False, on_secret: Any = None) -> str | None:
         raise
     except Exception as exc:
         raise translate(exc) from exc
-    return getattr(remote_app.app, "app_page_url", None)
+    # modal 1.6's App has no `app_page_url`; after deploy() it holds the app id, and
+    # `App.get_dashboard_url()` (modal/app.py) turns that into the dashboard link.
+    return remote_app.app.get_dashboard_url() if remote_app.app.app_id else None

@@ -6,7 +6,16 @@ this module imports them all, so the deployed app always has every family.
 
 from __future__ import annotations
 
+import sys
+
 import modal
+
+# `modal deploy remote/app.py` runs this file as the top-level module `app` (modal/cli/import_refs.py,
+# `import_file_or_module`: spec_from_file_location(inspect.getmodulename(path), path)), while the family
+# modules import `remote.app`. Registering this very module under that name too means it runs once,
+# whichever way it was imported (`modal deploy -m remote.app` imports it as `remote.app` directly).
+if __name__ != "remote.app":
+    sys.modules.setdefault("remote.app", sys.modules[__name__])
 
 from remote.images import image
 from remote.plan import service

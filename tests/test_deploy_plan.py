@@ -270,3 +270,51 @@ def test_deploy_check_cli_reports_every_image_and_fails_on_one(deployment, run_c
     assert code == 0 and out == ""
     code, _, err = run_cli("deploy", "--check", "--image", "nope")
     assert code == 2 and "unknown image" in err
+
+
+_IMPORT_LIKE_MODAL_CLI = """
+import sys
+from modal.cli.import_refs import import_app_from_ref, parse_import_ref
+
+app = import_app_from_ref(parse_import_ref(sys.argv[1], use_module_mode=sys.argv[2] == "1"), base_cmd="modal deploy")
+print(app.name, " ".join(sorted(app.registered_functions)))
+"""
+
+
+@pytest.mark.parametrize("ref, module_mode", [("remote/app.py", "0"), ("remote.app", "1")])
+def test_modal_cli_imports_the_app_both_documented_ways(ref, module_mode):
+    """`modal deploy remote/app.py` (file mode: the file becomes top-level module `app`) and
+    `modal deploy -m remote.app`, imported by Modal's own CLI import function in a fresh interpreter."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
+    done = subprocess.run([sys.executable, "-c", _IMPORT_LIKE_MODAL_CLI, ref, module_mode], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name, *functions = done.stdout.split()
+    assert name == "muse"
+    assert {"version", "web", "PianoModel.*", "MusicGen.*", "MidiLLM.*", "AceStep.*"} <= set(functions)
+
+
+def test_deploy_reports_the_dashboard_url_modal_gives(deployment, monkeypatch):
+    """After App.deploy() modal 1.6 knows the app id and App.get_dashboard_url() gives the link.
+
+    Only the network part of App.deploy is replaced: it ends by storing the app id on the App
+    (modal/app.py, `App.deploy`), which is what the stand-in does.
+    """
+    import modal
+    import modal._utils.async_utils as modal_async
+
+    from muse_cli import deploy as deploy_mod
+
+    def deploy(self, *, name=None, **kwargs):
+        monkeypatch.setattr(modal_async.synchronizer._translate_in(self), "_app_id", "ap-0123456789abcdefghijkl")
+        return self
+
+    monkeypatch.setattr("muse_cli.backends.modal.require_modal", lambda **kwargs: None)
+    monkeypatch.setattr(deploy_mod, "ensure_secrets", dict)
+    monkeypatch.setattr(modal.App, "deploy", deploy)
+    assert deploy_mod.deploy_app() == "https://modal.com/id/ap-0123456789abcdefghijkl"
