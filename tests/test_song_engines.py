@@ -297,7 +297,7 @@ def test_acestep_engine_around_the_pipeline(fmt, capsys):
     call = engine._pipe.calls[0]
     assert set(call) <= ace.ACESTEP_CALL_PARAMETERS and call["manual_seeds"] == [11]
     assert not Path(call["save_path"]).exists(), "scratch file removed"
-    assert Path(call["save_path"]).parent.parent == Path(ace.scratch_dir())
+    assert Path(call["save_path"]).parent.parent == Path(ace.scratch_dir(ace.song_file_bytes(1.5)))
     assert (result.format, result.sample_rate, result.channels, result.duration) == (fmt, 48000, 2, 1.5)
     audio, sr = decode_audio(result.audio)
     assert sr == 48000 and audio.shape == (2, 72000)
@@ -398,3 +398,21 @@ def test_engine_modules_import_light():
     root = Path(__file__).parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_acestep_scratch_folder_has_room_for_the_song():
+    """A 240 s float32 stereo 48 kHz song is ~92 MB: more than a 64 MB container /dev/shm holds."""
+    import shutil
+    import tempfile
+
+    assert 92_000_000 < ace.song_file_bytes(240) < 94_000_000
+    assert ace.song_file_bytes(1.5) == 72000 * 2 * 4 + (1 << 20)
+    if not os.path.isdir(ace.SHM):
+        pytest.skip("no /dev/shm here")
+    too_big_for_shm = shutil.disk_usage(ace.SHM).free + 1
+    if shutil.disk_usage(tempfile.gettempdir()).free < too_big_for_shm:
+        pytest.skip("the temp folder is no bigger than /dev/shm here")
+    assert ace.scratch_dir(too_big_for_shm) == tempfile.gettempdir()
+    assert ace.scratch_dir(1 << 20) == ace.SHM
+    with pytest.raises(ace.RuntimeFailure, match="no room"):
+        ace.scratch_dir(1 << 62)

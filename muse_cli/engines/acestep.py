@@ -2,14 +2,16 @@
 
 ACE-Step is not on PyPI; the Modal image installs it from its git repository at ACESTEP_COMMIT.
 Its pipeline writes the song to a file (save_path) and returns the paths plus a dict of the
-parameters, seeds and time costs it used; this engine points save_path into RAM (/dev/shm),
-reads the file back and re-encodes it in the requested format.
+parameters, seeds and time costs it used; this engine points save_path into RAM (/dev/shm) when the
+song fits there, else the temp folder, reads the file back and re-encodes it in the requested format.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -84,10 +86,29 @@ def stage_timings(params: dict[str, Any]) -> dict[str, float]:
     return {ours: round(float(costs[theirs]), 3) for theirs, ours in names.items() if theirs in costs}
 
 
-def scratch_dir() -> str:
-    """RAM-backed scratch space when there is some (the song never touches the container's disk)."""
-    shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+SHM = "/dev/shm"
+SONG_SAMPLE_RATE, SONG_CHANNELS, SONG_SAMPLE_BYTES = 48000, 2, 4  # the pipeline saves float32 stereo WAV
+
+
+def song_file_bytes(duration: float) -> int:
+    """Upper bound on the WAV the pipeline writes for `duration` seconds, with 1 MiB to spare."""
+    return int(math.ceil(duration * SONG_SAMPLE_RATE)) * SONG_CHANNELS * SONG_SAMPLE_BYTES + (1 << 20)
+
+
+def scratch_dir(needed: int = 0, candidates: tuple[str, ...] | None = None) -> str:
+    """The first writable folder with `needed` bytes free: RAM-backed /dev/shm, then the temp folder.
+
+    A 240 s song is about 92 MB, and a container's /dev/shm is often only 64 MB (Docker's default),
+    so RAM is used only when the song fits there.
+    """
+    folders = candidates if candidates is not None else (SHM, tempfile.gettempdir())
+    for folder in folders:
+        if os.path.isdir(folder) and os.access(folder, os.W_OK) and shutil.disk_usage(folder).free >= needed:
+            return folder
+    raise RuntimeFailure(
+        f"no room for the {needed / 1e6:.0f} MB song file: none of {', '.join(folders)} has that much free",
+        hint="free some disk space, or point TMPDIR at a folder with room",
+    )
 
 
 @contextlib.contextmanager
@@ -178,7 +199,7 @@ class AceStepEngine:
             self.load()
         seed = resolve_seed(request.seed)
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="muse-acestep-", dir=scratch_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="muse-acestep-", dir=scratch_dir(song_file_bytes(request.duration))) as tmp:
             kwargs = pipeline_kwargs(request, seed, str(Path(tmp) / "song.wav"))
             # Its decoder print()s: keep stdout for muse's own output (paths, --json).
             with self._lock, step_progress(self._module, progress), contextlib.redirect_stdout(sys.stderr):
