@@ -141,6 +141,18 @@ def test_window_plan_covers_exactly_and_keeps_context():
     assert cont.windows[0].start == 900 and cont.windows[0].context == 900 and cont.frames == 1000
 
 
+def test_first_window_takes_the_whole_prompt_like_audiocraft():
+    """audiocraft's _generate_tokens: a 25 s prompt conditions the first window whole (not its last 12 s),
+    later windows keep 30 - stride s; windows start every `stride` s, counted from the prompt's start."""
+    from muse_cli.engines.musicgen_windows import plan_windows
+
+    plan = plan_windows(new_frames=1000, prompt_frames=1250, frame_rate=50, extend_stride_s=18, channel_codebooks=4)
+    assert [(w.start, w.context, w.new) for w in plan.windows] == [(1250, 1250, 250), (1500, 600, 750)]
+    assert [w.start - w.context for w in plan.windows] == [0, 900]  # audiocraft: offsets 0, 1 x stride
+    long_prompt = plan_windows(new_frames=500, prompt_frames=2000, frame_rate=50, extend_stride_s=18, channel_codebooks=4)
+    assert [(w.context, w.new) for w in long_prompt.windows] == [(600, 500)]
+
+
 def test_seeded_noise_is_a_function_of_seed_step_and_token():
     from muse_cli.engines.musicgen_windows import uniform_noise
 
@@ -190,6 +202,39 @@ def test_codes_from_the_sampler_are_what_generate_decodes(engines):
     assert codes.shape == (2, 4, 25)
     ours = engine._decode(codes, "encodec")
     np.testing.assert_allclose(ours, audio.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name, channels", [("mono", 1), ("stereo", 2)])
+def test_a_windowed_request_is_decoded_once(engines, tiny, name, channels):
+    """EnCodec's decoder runs once per clip and channel over the whole clip: never per window."""
+    engine = engines[name]
+    passes = []
+    hook = engine.model.audio_encoder.decoder.register_forward_hook(
+        lambda module, args, out: passes.append(tuple(out.shape))
+    )
+    try:
+        result = engine.generate(req(tiny[name], duration=40, count=2))
+    finally:
+        hook.remove()
+    assert result.timings["windows"] == 2
+    assert len(passes) == 2 * channels, passes  # today's code also decoded each window's batch
+    assert all(shape[0] == 1 and shape[-1] == 40 * TINY_SR for shape in passes), passes
+    for clip in result.clips:
+        assert read(clip).shape == (channels, 40 * TINY_SR)
+
+
+def test_generate_outside_muse_windows_still_decodes(engines):
+    """The codes-only switch is scoped: the plain `generate` call afterwards returns audio again."""
+    from muse_cli.engines.musicgen_windows import codes_only
+
+    engine = engines["mono"]
+    ids, mask = engine._text_inputs("calm lofi", 1)
+    with torch.inference_mode(), codes_only(engine.model):
+        codes = engine.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False)
+    with torch.inference_mode():
+        audio = engine.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False)
+    assert codes.dtype == torch.long and codes.shape[-2:] == (4, 9)
+    assert audio.is_floating_point() and audio.shape[-1] == 9 * TINY_HOP
 
 
 @pytest.fixture(scope="module")
@@ -320,8 +365,28 @@ def test_long_continuation_uses_windows(engines, tiny):
     prompt = tone(20, 8000)
     request = req(tiny["stereo"], duration=25, continuation=AudioInput(name="intro.wav", data=wav_bytes(prompt, 8000)))
     result = engines["stereo"].generate(request)
-    assert result.timings["windows"] == 2  # 12 s context + 18 s new, then 7 s more
+    assert result.timings["windows"] == 2  # the 20 s prompt + 10 s new, then 12 s context + 15 s new
     assert read(result.clips[0]).shape == (2, 45 * TINY_SR)
+
+
+def test_continuation_first_window_is_conditioned_on_the_whole_prompt(engines, tiny):
+    """A 25 s prompt goes into the first window whole (audiocraft), not cut to its last 12 s."""
+    engine = engines["mono"]
+    prompt_codes = []
+    generate = engine.model.generate
+
+    def spy_generate(**kwargs):
+        prompt_codes.append(kwargs.get("decoder_input_ids"))
+        return generate(**kwargs)
+
+    engine.model.generate = spy_generate
+    try:
+        intro = AudioInput(name="intro.wav", data=wav_bytes(tone(25, 8000), 8000))
+        result = engine.generate(req(tiny["mono"], duration=10, continuation=intro))
+    finally:
+        del engine.model.generate
+    assert [None if c is None else c.shape[-1] for c in prompt_codes] == [25 * TINY_FRAME_RATE, 12 * TINY_FRAME_RATE]
+    assert read(result.clips[0]).shape == (1, 35 * TINY_SR)
 
 
 def test_melody_model_follows_a_melody(engines, tiny):

@@ -481,7 +481,7 @@ class MusicGenEngine:
             if self.is_melody and inputs.melody is not None:
                 kwargs["input_features"] = self._melody_features(inputs, window.start - window.context, batch)
             max_new = mw.steps_for(window.new, self.channel_codebooks)
-            with torch.inference_mode():
+            with torch.inference_mode(), mw.codes_only(self.model):  # decoded once, after the last window
                 self.model.generate(
                     **kwargs, max_new_tokens=max_new, do_sample=False,
                     guidance_scale=guidance if guidance > 1 else None, logits_processor=LogitsProcessorList([sampler]),

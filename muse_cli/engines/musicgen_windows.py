@@ -16,8 +16,11 @@ the engine gets the EnCodec codes out of `generate` (it returns only decoded aud
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -56,6 +59,13 @@ def plan_windows(
 ) -> Plan:
     """Split generation into 30 s windows; each later window keeps the last (30 - stride) s as context.
 
+    The first window is conditioned on the whole continuation prompt when it is shorter than a
+    window, as audiocraft v1.3.0 does (audiocraft/models/genmodel.py, `_generate_tokens`: the first
+    `lm.generate` call, line 248, gets all of `prompt_tokens`; only later ones get
+    `gen_tokens[:, :, stride_tokens:]`, line 255). audiocraft refuses a prompt over 30 s (line 218),
+    and a 30 s one leaves its first window nothing to add; here such a prompt counts as a finished
+    window, so the first window keeps its last (30 - stride) s like any later one.
+
     A window never asks for fewer than `channel_codebooks` frames: below that the delay pattern does
     not fit (the extra frames are generated and dropped).
     """
@@ -65,7 +75,8 @@ def plan_windows(
     done = prompt_frames
     windows: list[Window] = []
     while done < total:
-        context = min(done, context_max)
+        first_with_prompt = not windows and 0 < prompt_frames < window
+        context = prompt_frames if first_with_prompt else min(done, context_max)
         new = min(window - context, total - done)
         windows.append(Window(start=done, context=context, new=new))
         done += new
@@ -183,6 +194,47 @@ class SeededSampler:
             lag = k // per_channel
             parts.append(steps[:, k, lag : lag + new])
         return torch.stack(parts, dim=1)
+
+
+# ---------------------------------------------------------------------------- codes, not audio
+
+_skip = threading.local()
+
+
+@dataclass(frozen=True)
+class _Undecoded:
+    audio_values: torch.Tensor  # the codes themselves, where generate() expects audio
+
+
+@contextlib.contextmanager
+def codes_only(model) -> Iterator[None]:
+    """Inside this block, `model.generate(...)` returns without decoding its codes with EnCodec.
+
+    transformers' MusicGen and MusicGen-Melody `generate` always end by decoding the sampled codes
+    (modeling_musicgen.py and modeling_musicgen_melody.py, `*ForConditionalGeneration.generate`:
+    `self.audio_encoder.decode(output_ids, audio_scales=...)`, per channel for stereo), and take no
+    option to skip it. muse reads the codes from its sampler and decodes the whole clip once at the
+    end, so a windowed request decoded every window's batch for nothing: with -n 16, sixteen 30 s
+    decodes per window. The codec's `decode` is wrapped once per model; the wrapper returns the codes
+    unchanged while this calling thread is inside the block, and decodes as usual everywhere else
+    (other threads, the engine's own final decode).
+    """
+    codec = model.audio_encoder
+    if not getattr(codec.decode, "_muse_codes_only", False):
+        decode = codec.decode
+
+        def maybe_decode(audio_codes, *args, **kwargs):
+            if getattr(_skip, "depth", 0):
+                return _Undecoded(audio_codes)
+            return decode(audio_codes, *args, **kwargs)
+
+        maybe_decode._muse_codes_only = True  # type: ignore[attr-defined]
+        codec.decode = maybe_decode
+    _skip.depth = getattr(_skip, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _skip.depth -= 1
 
 
 # -------------------------------------------------------------------------------------- chroma
