@@ -131,15 +131,19 @@ def test_pure_tone_lands_in_its_mel_band():
 
 
 def test_segments_every_hop_and_padding():
+    """CrescendAI's _create_segments: whole windows only; a short piece is zero-padded (0.0, not -80)."""
     mel = np.random.default_rng(1).uniform(-80, 0, size=(128, 300)).astype(np.float32)
     segs = segment(mel, 32)
-    assert segs.shape == (7, 128, 128)  # starts 0..192; the last reaches frame 320 (padded)
+    assert segs.shape == (6, 128, 128)  # starts 0..160; frames after 288 are in no whole window
     for i in range(6):
         np.testing.assert_array_equal(segs[i], mel[:, 32 * i:32 * i + 128])
-    np.testing.assert_array_equal(segs[6][:, :108], mel[:, 192:])
-    assert (segs[6][:, 108:] == -80).all()
-    # A 3-minute piece: 7752 frames -> 240 segments.
-    assert segment(np.zeros((128, 1 + 180 * SR // 512), np.float32), 32).shape[0] == 240
+    short = segment(mel[:, :100], 32)
+    assert short.shape == (1, 128, 128)
+    np.testing.assert_array_equal(short[0][:, :100], mel[:, :100])
+    assert (short[0][:, 100:] == 0.0).all()
+    assert segment(mel[:, :128], 32).shape == (1, 128, 128)
+    # A 3-minute piece: 7752 frames -> 239 segments.
+    assert segment(np.zeros((128, 1 + 180 * SR // 512), np.float32), 32).shape[0] == 239
 
 
 def test_short_stereo_and_resampled_audio():
@@ -147,14 +151,22 @@ def test_short_stereo_and_resampled_audio():
     tone = 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
     mono = preprocess(tone, SR)
     assert mono.shape == (1, 128, 128)
-    assert (mono[0][:, 30:] == -80).all()  # 0.5 s is 22 frames; the rest is padding
+    assert (mono[0][:, 30:] == 0.0).all()  # 0.5 s is 22 frames; the rest is CrescendAI's zero padding
     np.testing.assert_allclose(preprocess(np.stack([tone, tone]), SR), mono, atol=1e-4)
     np.testing.assert_allclose(preprocess(np.stack([tone, tone], axis=1), SR), mono, atol=1e-4)
     t44 = np.arange(44100 // 2) / 44100
     resampled = preprocess(0.3 * np.sin(2 * np.pi * 440 * t44), 44100)
     assert resampled.shape == (1, 128, 128)
     assert np.argmax(resampled[0][:, 5:15].mean(axis=1)) == np.argmax(mono[0][:, 5:15].mean(axis=1))
-    assert (preprocess(np.zeros(SR), SR) == -80).all()
+    silent = preprocess(np.zeros(SR), SR)[0]  # 1 s: 44 frames at the -80 dB floor, then padding
+    assert (silent[:, :44] == -80).all() and (silent[:, 44:] == 0.0).all()
+
+
+def test_level_does_not_change_the_log_mel():
+    """Peak-normalised before the mel, as CrescendAI's dataset code: a quiet take is not floored differently."""
+    t = np.arange(SR * 3) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-t)).astype(np.float32)
+    np.testing.assert_allclose(piano.log_mel(tone * 1e-4, SR), piano.log_mel(tone, SR), atol=1e-3)
 
 
 @pytest.mark.parametrize("audio, sr", [(np.zeros(0), SR), (np.full(100, np.nan), SR),
@@ -332,3 +344,204 @@ def test_modal_class_local(ckpt_dir, engine, segments):
     pkl.write_bytes(pickle.dumps({"params": {}}, protocol=4))
     refused = PianoModel(model=str(pkl)).generate.local(payload)
     assert refused["error"]["type"] == "input"
+
+
+# ------------------------------------------------------------------- CrescendAI's own layout
+# The tree below is written from CrescendAI's src/models/ast_transformer.py (Jai-Dhiman/piano-perception-
+# transformer): module names, Dense shapes, 64-wide heads, the four default groups. The forward pass is a
+# plain numpy transcription of the same network, independent of muse's flax module.
+
+CRESCENDAI_GROUPS = {
+    "timing": ["Timing_Stable_Unstable"],
+    "dynamics_articulation": ["Articulation_Short_Long", "Articulation_Soft_cushioned_Hard_solid",
+                              "Dynamic_Sophisticated/mellow_Raw/crude", "Dynamic_Little_dynamic_range_Large_dynamic_range"],
+    "expression_emotion": ["Music_Making_Fast_paced_Slow_paced", "Music_Making_Flat_Spacious",
+                           "Music_Making_Disproportioned_Balanced", "Music_Making_Pure_Dramatic/expressive",
+                           "Emotion_&_Mood_Optimistic/pleasant_Dark", "Emotion_&_Mood_Low_Energy_High_Energy",
+                           "Emotion_&_Mood_Honest_Imaginative", "Interpretation_Unsatisfactory/doubtful_Convincing"],
+    "timbre_pedal": ["Pedal_Sparse/dry_Saturated/wet", "Pedal_Clean_Blurred", "Timbre_Even_Colorful",
+                     "Timbre_Shallow_Rich", "Timbre_Bright_Dark", "Timbre_Soft_Loud"],
+}
+C_DIM, C_DEPTH, C_HEADS, C_MLP, C_HIDDEN = 32, 2, 2, 64, 16
+
+
+@pytest.fixture(scope="module")
+def crescendai_tree():
+    rng = np.random.default_rng(5)
+
+    def dense(n_in, n_out, scale=0.3):
+        return {"kernel": rng.normal(0, scale / np.sqrt(n_in) * 4, (n_in, n_out)).astype(np.float32),
+                "bias": rng.normal(0, 0.1, (n_out,)).astype(np.float32)}
+
+    def norm():
+        return {"scale": (1 + rng.normal(0, 0.1, C_DIM)).astype(np.float32),
+                "bias": rng.normal(0, 0.1, C_DIM).astype(np.float32)}
+
+    width = C_HEADS * 64
+    tree = {
+        "patch_embedding": {"patch_projection": dense(256, C_DIM, 0.05)},
+        "pos_encoding": {"pos_embedding": rng.normal(0, 0.02, (1, 64, C_DIM)).astype(np.float32)},
+        "layer_norm": norm(),
+        "task_heads": {},
+    }
+    for i in range(C_DEPTH):
+        tree[f"transformer_block_{i}"] = {
+            "layernorm1": norm(), "layernorm2": norm(),
+            "attention": {"query": dense(C_DIM, width), "key": dense(C_DIM, width), "value": dense(C_DIM, width),
+                          "output_projection": dense(width, C_DIM)},
+            "mlp_dense1": dense(C_DIM, C_MLP), "mlp_dense2": dense(C_MLP, C_DIM),
+        }
+    for group, dims in CRESCENDAI_GROUPS.items():
+        tree["task_heads"][f"{group}_shared_1"] = dense(C_DIM, C_HIDDEN)
+        tree["task_heads"][f"{group}_shared_2"] = dense(C_HIDDEN, C_HIDDEN // 2)
+        for dim in dims:
+            tree["task_heads"][f"{group}_{dim}_output"] = dense(C_HIDDEN // 2, 1)
+    return tree
+
+
+def numpy_crescendai(tree, segments):
+    """CrescendAI's AudioSpectrogramTransformer at inference, in float64 numpy: {dimension: [n]}."""
+    x = segments.astype(np.float64).transpose(0, 2, 1)  # [n, time, freq], the layout it was trained on
+    n = len(x)
+    x = x.reshape(n, 8, 16, 8, 16).transpose(0, 1, 3, 2, 4).reshape(n, 64, 256)
+
+    def dense(h, p):
+        return h @ p["kernel"].astype(np.float64) + p["bias"]
+
+    def layer_norm(h, p):
+        mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+        return (h - mu) / np.sqrt(var + 1e-6) * p["scale"] + p["bias"]
+
+    def gelu_tanh(h):  # flax.linen.gelu's default, approximate=True
+        return 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))
+
+    x = dense(x, tree["patch_embedding"]["patch_projection"]) + tree["pos_encoding"]["pos_embedding"]
+    for i in range(C_DEPTH):
+        block = tree[f"transformer_block_{i}"]
+        att = block["attention"]
+        h = layer_norm(x, block["layernorm1"])
+        q, k, v = (dense(h, att[name]).reshape(n, 64, C_HEADS, 64).transpose(0, 2, 1, 3) for name in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / 8.0
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        x = x + dense((weights @ v).transpose(0, 2, 1, 3).reshape(n, 64, C_HEADS * 64), att["output_projection"])
+        h = gelu_tanh(dense(layer_norm(x, block["layernorm2"]), block["mlp_dense1"]))
+        x = x + dense(h, block["mlp_dense2"])
+    pooled = layer_norm(x, tree["layer_norm"]).mean(axis=1)
+    heads, out = tree["task_heads"], {}
+    for group, dims in CRESCENDAI_GROUPS.items():
+        h = np.maximum(dense(pooled, heads[f"{group}_shared_1"]), 0)
+        h = np.maximum(dense(h, heads[f"{group}_shared_2"]), 0)
+        for dim in dims:
+            out[dim] = dense(h, heads[f"{group}_{dim}_output"])[:, 0]
+    return out
+
+
+@pytest.fixture(scope="module")
+def crescendai_files(tmp_path_factory, crescendai_tree):
+    """The model saved the three ways: CrescendAI's own pickle, Flax msgpack, and safetensors via convert."""
+    import jax.numpy as jnp
+    from flax.serialization import to_bytes
+
+    folder = tmp_path_factory.mktemp("crescendai")
+    as_jax = {"params": {"params": __import__("jax").tree_util.tree_map(jnp.asarray, crescendai_tree)}}
+    # colab_training.py: pickle.dump({"params": state.params, "loss": ..., "epoch": ...}), state.params = model.init(...)
+    (folder / "final_finetuned_model.pkl").write_bytes(pickle.dumps({**as_jax, "loss": 0.0123, "epoch": 9}))
+    (folder / "numpy_params.pkl").write_bytes(pickle.dumps({"params": crescendai_tree}))
+    (folder / "model.msgpack").write_bytes(to_bytes({"params": crescendai_tree}))  # flax.serialization of the tree
+    return folder
+
+
+def test_crescendai_layout_detected_from_names(crescendai_files):
+    checkpoint = read_checkpoint(crescendai_files / "model.msgpack")
+    c = checkpoint.config
+    assert isinstance(c, piano.CrescendAIConfig) and c.layout == "crescendai"
+    assert (c.patch, c.dim, c.depth, c.heads, c.mlp_dim, c.head_hidden) == (16, C_DIM, C_DEPTH, C_HEADS, C_MLP, C_HIDDEN)
+    assert {g: list(d) for g, d in c.groups} == CRESCENDAI_GROUPS
+    assert checkpoint.meta.output == "linear"  # raw outputs unless the checkpoint's own config says otherwise
+
+
+def test_crescendai_flax_module_has_the_upstream_names(crescendai_tree):
+    import jax
+
+    from muse_cli.engines.piano_ast import init_params
+
+    config = read_checkpoint_config(crescendai_tree)
+    tree = jax.eval_shape(lambda: init_params(config))
+    ours = {"/".join(p.key for p in path): leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    theirs = piano._flatten(crescendai_tree)
+    assert ours == {k: v.shape for k, v in theirs.items()} == param_shapes(config)
+
+
+def read_checkpoint_config(tree):
+    return piano.infer_config(piano._flatten(tree))
+
+
+def test_crescendai_base_size():
+    config = piano.CrescendAIConfig()
+    assert 80e6 < sum(int(np.prod(s)) for s in param_shapes(config).values()) < 95e6
+
+
+@pytest.mark.parametrize("name", ["final_finetuned_model.pkl", "numpy_params.pkl", "model.msgpack", "converted"])
+def test_crescendai_scores_equal_an_independent_forward(name, crescendai_files, crescendai_tree, run_cli):
+    rng = np.random.default_rng(3)
+    segs = rng.uniform(-80, 0, size=(6, 128, 128)).astype(np.float32)
+    if name == "converted":
+        code, out, err = run_cli("models", "convert", "piano", str(crescendai_files / "final_finetuned_model.pkl"),
+                                 str(crescendai_files / "percepiano-ast.safetensors"), "--trust-checkpoint", "--json")
+        assert code == 0, err
+        import json
+
+        record = json.loads(out)
+        assert record["layout"] == "crescendai" and record["source_format"] == "pickle"
+        path = crescendai_files / "percepiano-ast.safetensors"
+        assert record["path"] == str(path) and validate_checkpoint(path) == "safetensors"
+    else:
+        path = crescendai_files / name
+    engine = PianoEngine(str(path), trust=path.suffix == ".pkl")
+    engine.load()
+    result = engine.generate(request_of(segs, per_segment=True))
+    expected = numpy_crescendai(crescendai_tree, segs)
+    assert result.dimensions == list(PIANO_DIMENSIONS) and result.output == "linear" and result.scale is None
+    per = np.array(result.per_segment)
+    for i, dim in enumerate(PIANO_DIMENSIONS):
+        np.testing.assert_allclose(per[:, i], expected[dim], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(result.mean[i], expected[dim].mean(), rtol=1e-4, atol=1e-4)
+    assert np.ptp(per, axis=0).max() > 1e-3, "segments differ, so the per-segment check means something"
+
+
+def test_crescendai_pickle_still_needs_trust(crescendai_files, run_cli, tmp_path):
+    pkl = crescendai_files / "final_finetuned_model.pkl"
+    with pytest.raises(InputError, match="trust-checkpoint"):
+        PianoEngine(str(pkl)).load()
+    code, out, err = run_cli("models", "convert", "piano", str(pkl), str(tmp_path / "out.safetensors"))
+    assert code == 2 and "trust-checkpoint" in err and not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_rejects_bad_targets_before_writing(crescendai_files, run_cli, tmp_path):
+    pkl = str(crescendai_files / "final_finetuned_model.pkl")
+    code, _, err = run_cli("models", "convert", "piano", pkl, str(tmp_path / "out.pt"), "--trust-checkpoint")
+    assert code == 2 and ".safetensors or .msgpack" in err
+    code, _, err = run_cli("models", "convert", "piano", pkl, str(tmp_path / "no" / "out.msgpack"), "--trust-checkpoint")
+    assert code == 2 and "does not exist" in err
+    mine = tmp_path / "keep.safetensors"
+    mine.write_bytes(b"the user's own file")
+    code, out, _ = run_cli("models", "convert", "piano", pkl, str(mine), "--trust-checkpoint")
+    assert code == 0 and mine.read_bytes() == b"the user's own file"
+    assert out.strip() == str(tmp_path / "keep-2.safetensors")
+    assert read_checkpoint(tmp_path / "keep-2.safetensors").config.layout == "crescendai"
+    code, out, _ = run_cli("models", "convert", "piano", pkl, str(tmp_path / "keep.msgpack"), "--trust-checkpoint")
+    assert code == 0 and read_checkpoint(tmp_path / "keep.msgpack").format == "msgpack"
+
+
+def test_crescendai_head_missing_a_dimension_is_refused(tmp_path, crescendai_tree):
+    import copy
+
+    from flax.serialization import to_bytes
+
+    tree = copy.deepcopy(crescendai_tree)
+    del tree["task_heads"]["timbre_pedal_Pedal_Clean_Blurred_output"]
+    path = tmp_path / "broken.msgpack"
+    path.write_bytes(to_bytes({"params": tree}))
+    with pytest.raises(InputError, match="Pedal_Clean_Blurred"):
+        validate_checkpoint(path)

@@ -10,7 +10,7 @@ import typer
 from muse_cli.cli import app
 from muse_cli.cli import options as o
 
-models = typer.Typer(help="List models with GPU and rough cost; pull weights; upload checkpoints.", invoke_without_command=True)
+models = typer.Typer(help="List models with GPU and rough cost; pull weights; convert and upload checkpoints.", invoke_without_command=True)
 app.add_typer(models, name="models")
 
 
@@ -132,3 +132,37 @@ def models_upload(
     remote_path = upload_to_volume(path, f"piano/{name or path.name}", force=force)
     ui.info(f"uploaded {path.name} ({fmt}) to the muse-weights Volume at {remote_path}")
     ui.result([remote_path], {"kind": kind, "format": fmt, "volume_path": remote_path})
+
+
+@models.command("convert")
+def models_convert(
+    kind: Annotated[str, typer.Argument(help="What the checkpoint is for: piano.")],
+    source: Annotated[Path, typer.Argument(help="Checkpoint to read: pickle (needs --trust-checkpoint), Flax msgpack or safetensors.")],
+    target: Annotated[Path, typer.Argument(help="File to write: .safetensors or .msgpack (the format follows the suffix).")],
+    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")] = False,
+    force: o.Force = False,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Rewrite a checkpoint in a safe format, checked against its layout: unpickle once, then load safely.
+
+    Example: muse models convert piano final_finetuned_model.pkl percepiano-ast.safetensors --trust-checkpoint
+    """
+    from muse_cli import ui as ui_mod
+    from muse_cli.errors import InputError
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    if kind != "piano":
+        raise InputError(f"unknown checkpoint kind {kind!r}: only 'piano' takes converted checkpoints")
+    if not source.is_file():
+        raise InputError(f"checkpoint {str(source)!r}: no such file")
+    from muse_cli.engines.piano import convert_checkpoint
+
+    checkpoint, written = convert_checkpoint(source, target, trust=trust_checkpoint, force=force)
+    c = checkpoint.config
+    ui.info(f"converted {source.name} ({checkpoint.format}, {c.layout} layout, {c.depth} layers x {c.dim}) to {written}")
+    ui.result([str(written)], {
+        "kind": kind, "source": str(source), "source_format": checkpoint.format, "layout": c.layout,
+        "path": str(written), "format": written.suffix.lstrip("."), "config": checkpoint.meta.to_dict(),
+    })

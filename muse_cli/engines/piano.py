@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -57,6 +57,9 @@ def log_mel(audio: np.ndarray, sr: int) -> np.ndarray:
     mono = _mono(audio, sr)
     if sr != SAMPLE_RATE:
         mono = librosa.resample(mono, orig_sr=sr, target_sr=SAMPLE_RATE)
+    peak = float(np.abs(mono).max())
+    if peak > 0:  # CrescendAI's dataset code peak-normalises before the mel (percepiano_dataset.py line 188)
+        mono = mono / peak
     power = librosa.feature.melspectrogram(
         y=mono, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, power=2.0
     )
@@ -69,16 +72,19 @@ def log_mel(audio: np.ndarray, sr: int) -> np.ndarray:
 def segment(mel: np.ndarray, hop_frames: int = DEFAULT_HOP_FRAMES) -> np.ndarray:
     """Cut [n_mels, frames] into [n, n_mels, 128] windows starting every hop_frames frames.
 
-    Short pieces and the tail are padded with the -80 dB floor (silence on this scale), so every
-    frame is inside at least one segment and a piece shorter than a segment still gives one.
+    Exactly as CrescendAI's dataset code makes the segments its model was trained on
+    (piano-perception-transformer, src/datasets/percepiano_dataset.py, `_create_segments`, lines
+    247-268): whole windows only, starting at 0, hop, 2 hop, ... while they fit, so the last
+    frames after the last whole window (less than one hop) are not scored; a piece shorter than one
+    segment gives one segment padded at the end with 0.0 (its `np.pad(..., mode="constant")`).
     """
     if not 1 <= hop_frames <= SEGMENT_FRAMES:
         raise InputError(f"hop_frames must be 1..{SEGMENT_FRAMES}, got {hop_frames}")
     frames = mel.shape[1]
-    n = 1 + max(0, math.ceil((frames - SEGMENT_FRAMES) / hop_frames))
-    needed = (n - 1) * hop_frames + SEGMENT_FRAMES
-    padded = np.pad(mel, ((0, 0), (0, needed - frames)), constant_values=-TOP_DB)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, SEGMENT_FRAMES, axis=1)[:, ::hop_frames]
+    if frames < SEGMENT_FRAMES:
+        padded = np.pad(mel, ((0, 0), (0, SEGMENT_FRAMES - frames)), mode="constant")
+        return np.ascontiguousarray(padded[None], dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(mel, SEGMENT_FRAMES, axis=1)[:, ::hop_frames]
     return np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32)
 
 
@@ -120,7 +126,7 @@ def _mono(audio: np.ndarray, sr: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ASTConfig:
-    """Shape of the Audio Spectrogram Transformer; every field is read back from a checkpoint's shapes."""
+    """Shape of muse's own AST layout; every field is read back from a checkpoint's shapes."""
 
     patch: int = 16
     dim: int = 768
@@ -130,13 +136,69 @@ class ASTConfig:
     head_hidden: int = 256
     n_outputs: int = len(PIANO_DIMENSIONS)
 
+    layout: ClassVar[str] = "muse"
+
     @property
     def n_patches(self) -> int:
         return (N_MELS // self.patch) * (SEGMENT_FRAMES // self.patch)
 
 
-def param_shapes(config: ASTConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter of `piano_ast.AST` as "a/b/c" -> shape (checked against flax in the tests)."""
+CRESCENDAI_HEAD_DIM = 64
+"""Width of one attention head in CrescendAI's AST: `MultiHeadAttention.head_dim = 64`, which its
+`TransformerBlock` never overrides (src/models/ast_transformer.py lines 83 and 145-149), so the
+query width is heads x 64 whatever the embedding width."""
+
+CRESCENDAI_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("timing", ("Timing_Stable_Unstable",)),
+    ("dynamics_articulation", (
+        "Articulation_Short_Long", "Articulation_Soft_cushioned_Hard_solid",
+        "Dynamic_Sophisticated/mellow_Raw/crude", "Dynamic_Little_dynamic_range_Large_dynamic_range",
+    )),
+    ("expression_emotion", (
+        "Music_Making_Fast_paced_Slow_paced", "Music_Making_Flat_Spacious", "Music_Making_Disproportioned_Balanced",
+        "Music_Making_Pure_Dramatic/expressive", "Emotion_&_Mood_Optimistic/pleasant_Dark",
+        "Emotion_&_Mood_Low_Energy_High_Energy", "Emotion_&_Mood_Honest_Imaginative",
+        "Interpretation_Unsatisfactory/doubtful_Convincing",
+    )),
+    ("timbre_pedal", (
+        "Pedal_Sparse/dry_Saturated/wet", "Pedal_Clean_Blurred", "Timbre_Even_Colorful", "Timbre_Shallow_Rich",
+        "Timbre_Bright_Dark", "Timbre_Soft_Loud",
+    )),
+)
+"""CrescendAI's default perceptual groups (src/models/ast_transformer.py lines 220-246). Checkpoints are
+read by their parameter names, so a model trained with other groups loads too."""
+
+
+@dataclass(frozen=True)
+class CrescendAIConfig:
+    """Shape of CrescendAI's AudioSpectrogramTransformer (Jai-Dhiman/piano-perception-transformer,
+    src/models/ast_transformer.py), read back from a checkpoint's parameter names and shapes."""
+
+    patch: int = 16
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    head_hidden: int = 256  # GroupedMultiTaskHead.hidden_dim; its second layer is half as wide
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = CRESCENDAI_GROUPS
+
+    layout: ClassVar[str] = "crescendai"
+
+    @property
+    def n_patches(self) -> int:
+        return (N_MELS // self.patch) * (SEGMENT_FRAMES // self.patch)
+
+
+Config = ASTConfig | CrescendAIConfig
+
+MUSE_MARKER = "patch_embed/kernel"
+CRESCENDAI_MARKER = "patch_embedding/patch_projection/kernel"
+
+
+def param_shapes(config: Config) -> dict[str, tuple[int, ...]]:
+    """Every parameter of the layout's Flax model as "a/b/c" -> shape (checked against flax in the tests)."""
+    if isinstance(config, CrescendAIConfig):
+        return _crescendai_shapes(config)
     c = config
     head_dim = c.dim // c.heads
     shapes: dict[str, tuple[int, ...]] = {
@@ -169,17 +231,82 @@ def param_shapes(config: ASTConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def infer_config(flat: dict[str, np.ndarray], where: str = "checkpoint") -> ASTConfig:
-    """Read the architecture off the parameter shapes, then require the whole tree to match it."""
+def _crescendai_shapes(c: CrescendAIConfig) -> dict[str, tuple[int, ...]]:
+    # Module and parameter names as flax gives them to CrescendAI's modules: PatchEmbedding, PositionalEncoding2D,
+    # TransformerBlock, MultiHeadAttention, the final LayerNorm and GroupedMultiTaskHead (ast_transformer.py
+    # lines 50, 73, 98-122, 144-158, 185-194, 251-275).
+    width = c.heads * CRESCENDAI_HEAD_DIM
+    shapes: dict[str, tuple[int, ...]] = {
+        "patch_embedding/patch_projection/kernel": (c.patch * c.patch, c.dim),
+        "patch_embedding/patch_projection/bias": (c.dim,),
+        "pos_encoding/pos_embedding": (1, c.n_patches, c.dim),
+    }
+    for i in range(c.depth):
+        b = f"transformer_block_{i}"
+        for ln in ("layernorm1", "layernorm2"):
+            shapes[f"{b}/{ln}/scale"] = (c.dim,)
+            shapes[f"{b}/{ln}/bias"] = (c.dim,)
+        for proj in ("query", "key", "value"):
+            shapes[f"{b}/attention/{proj}/kernel"] = (c.dim, width)
+            shapes[f"{b}/attention/{proj}/bias"] = (width,)
+        shapes[f"{b}/attention/output_projection/kernel"] = (width, c.dim)
+        shapes[f"{b}/attention/output_projection/bias"] = (c.dim,)
+        shapes[f"{b}/mlp_dense1/kernel"] = (c.dim, c.mlp_dim)
+        shapes[f"{b}/mlp_dense1/bias"] = (c.mlp_dim,)
+        shapes[f"{b}/mlp_dense2/kernel"] = (c.mlp_dim, c.dim)
+        shapes[f"{b}/mlp_dense2/bias"] = (c.dim,)
+    shapes["layer_norm/scale"] = (c.dim,)
+    shapes["layer_norm/bias"] = (c.dim,)
+    half = c.head_hidden // 2
+    for group, dims in c.groups:
+        shapes[f"task_heads/{group}_shared_1/kernel"] = (c.dim, c.head_hidden)
+        shapes[f"task_heads/{group}_shared_1/bias"] = (c.head_hidden,)
+        shapes[f"task_heads/{group}_shared_2/kernel"] = (c.head_hidden, half)
+        shapes[f"task_heads/{group}_shared_2/bias"] = (half,)
+        for dim in dims:
+            shapes[f"task_heads/{group}_{dim}_output/kernel"] = (half, 1)
+            shapes[f"task_heads/{group}_{dim}_output/bias"] = (1,)
+    return shapes
+
+
+def infer_config(flat: dict[str, np.ndarray], where: str = "checkpoint") -> Config:
+    """Tell the layout from the parameter names, read its shape off the parameters, then require the
+    whole tree to match it."""
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in flat:
             raise InputError(
-                f"{where} has no parameter {key!r}: not a muse piano AST checkpoint (see docs/piano-model.md)"
+                f"{where} has no parameter {key!r}: not a muse or CrescendAI piano AST checkpoint (see docs/piano-model.md)"
             )
         return tuple(flat[key].shape)
 
-    kernel = shape("patch_embed/kernel")
+    if CRESCENDAI_MARKER in flat:
+        config: Config = _crescendai_config(flat, shape, where)
+    elif MUSE_MARKER not in flat:
+        raise InputError(
+            f"{where} has no parameter {MUSE_MARKER!r} (muse layout) or {CRESCENDAI_MARKER!r} (CrescendAI layout): "
+            "not a piano AST checkpoint (see docs/piano-model.md)"
+        )
+    else:
+        config = _muse_config(flat, shape, where)
+    expected = param_shapes(config)
+    missing = sorted(set(expected) - set(flat))
+    extra = sorted(set(flat) - set(expected))
+    if missing:
+        raise InputError(f"{where}: missing {len(missing)} parameters for a {config.depth}-layer model, first {missing[0]!r}")
+    if extra:
+        raise InputError(f"{where}: {len(extra)} parameters the architecture does not have, first {extra[0]!r}")
+    for key, want in expected.items():
+        got = tuple(flat[key].shape)
+        if got != want:
+            raise InputError(f"{where}: parameter {key!r} has shape {got}; the architecture needs {want}")
+        if flat[key].dtype.kind != "f" and str(flat[key].dtype) != "bfloat16":
+            raise InputError(f"{where}: parameter {key!r} has dtype {flat[key].dtype}; need floating point")
+    return config
+
+
+def _muse_config(flat, shape, where: str) -> ASTConfig:
+    kernel = shape(MUSE_MARKER)
     if len(kernel) != 4 or kernel[0] != kernel[1] or kernel[2] != 1 or N_MELS % kernel[0]:
         raise InputError(f"{where}: patch_embed/kernel has shape {kernel}; need (p, p, 1, dim) with p dividing {N_MELS}")
     depth = 0
@@ -203,20 +330,46 @@ def infer_config(flat: dict[str, np.ndarray], where: str = "checkpoint") -> ASTC
         raise InputError(
             f"{where}: head_out gives {config.n_outputs} outputs; the PercePiano model needs {len(PIANO_DIMENSIONS)}"
         )
-    expected = param_shapes(config)
-    missing = sorted(set(expected) - set(flat))
-    extra = sorted(set(flat) - set(expected))
-    if missing:
-        raise InputError(f"{where}: missing {len(missing)} parameters for a {depth}-layer model, first {missing[0]!r}")
-    if extra:
-        raise InputError(f"{where}: {len(extra)} parameters the architecture does not have, first {extra[0]!r}")
-    for key, want in expected.items():
-        got = tuple(flat[key].shape)
-        if got != want:
-            raise InputError(f"{where}: parameter {key!r} has shape {got}; the architecture needs {want}")
-        if flat[key].dtype.kind != "f" and str(flat[key].dtype) != "bfloat16":
-            raise InputError(f"{where}: parameter {key!r} has dtype {flat[key].dtype}; need floating point")
     return config
+
+
+def _crescendai_config(flat, shape, where: str) -> CrescendAIConfig:
+    kernel = shape(CRESCENDAI_MARKER)
+    patch = math.isqrt(kernel[0]) if len(kernel) == 2 else 0
+    if len(kernel) != 2 or patch * patch != kernel[0] or N_MELS % patch:
+        raise InputError(
+            f"{where}: {CRESCENDAI_MARKER} has shape {kernel}; need (p*p, dim) with p dividing {N_MELS}"
+        )
+    depth = 0
+    while f"transformer_block_{depth}/layernorm1/scale" in flat:
+        depth += 1
+    if depth == 0:
+        shape("transformer_block_0/layernorm1/scale")
+    width = shape("transformer_block_0/attention/query/kernel")[-1]
+    if width % CRESCENDAI_HEAD_DIM:
+        raise InputError(
+            f"{where}: attention width {width} is not a whole number of {CRESCENDAI_HEAD_DIM}-wide heads"
+        )
+    groups = sorted(k[len("task_heads/"):-len("_shared_1/kernel")] for k in flat
+                    if k.startswith("task_heads/") and k.endswith("_shared_1/kernel"))
+    if not groups:
+        raise InputError(f"{where}: no task_heads/<group>_shared_1 layer: not a CrescendAI grouped head")
+    members: dict[str, list[str]] = {g: [] for g in groups}
+    for dim in PIANO_DIMENSIONS:
+        owners = [g for g in groups if f"task_heads/{g}_{dim}_output/kernel" in flat]
+        if len(owners) != 1:
+            what = "no" if not owners else f"{len(owners)}"
+            raise InputError(f"{where}: {what} task_heads/<group>_{dim}_output layer; need exactly one per dimension")
+        members[owners[0]].append(dim)
+    return CrescendAIConfig(
+        patch=patch,
+        dim=kernel[1],
+        depth=depth,
+        heads=width // CRESCENDAI_HEAD_DIM,
+        mlp_dim=shape("transformer_block_0/mlp_dense1/kernel")[-1],
+        head_hidden=shape(f"task_heads/{groups[0]}_shared_1/kernel")[-1],
+        groups=tuple((g, tuple(members[g])) for g in groups),
+    )
 
 
 # ------------------------------------------------------------------------------- checkpoints
@@ -232,13 +385,15 @@ class CheckpointMeta:
     input_std: float = 1.0
 
     @classmethod
-    def parse(cls, data: Any, where: str) -> "CheckpointMeta":
+    def parse(cls, data: Any, where: str, default_output: str = "sigmoid") -> "CheckpointMeta":
+        """`default_output` applies when the config names none: "linear" for CrescendAI's layout, whose
+        head is trained on the raw labels with no squashing (src/train_ast.py line 207, an MSE)."""
         if not isinstance(data, dict):
             raise InputError(f"{where}: config must be a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {"output", "scale", "input_mean", "input_std"})
         if unknown:
             raise InputError(f"{where}: unknown config key {unknown[0]!r} (allowed: output, scale, input_mean, input_std)")
-        output = data.get("output", "sigmoid")
+        output = data.get("output", default_output)
         if output not in ("sigmoid", "linear"):
             raise InputError(f"{where}: output must be 'sigmoid' or 'linear', got {output!r}")
         scale = data.get("scale")
@@ -265,7 +420,7 @@ class Checkpoint:
     format: Format
     params: dict[str, np.ndarray]  # flat "a/b/c" -> array
     meta: CheckpointMeta
-    config: ASTConfig
+    config: Config
     sha256: str = ""
 
     @property
@@ -306,11 +461,21 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return flat
 
 
+def _path(key: str) -> list[str]:
+    """"a/b/c" -> its tree path. CrescendAI's head layers are named after PercePiano dimensions, some of
+    which hold "/" themselves ("task_heads/timbre_pedal_Pedal_Sparse/dry_Saturated/wet_output/kernel"):
+    under task_heads/ the layer name is everything between the first and the last "/"."""
+    if key.startswith("task_heads/") and key.count("/") > 2:
+        layer, leaf = key[len("task_heads/"):].rsplit("/", 1)
+        return ["task_heads", layer, leaf]
+    return key.split("/")
+
+
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for key, value in flat.items():
         node = tree
-        *parents, leaf = key.split("/")
+        *parents, leaf = _path(key)
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
@@ -324,7 +489,9 @@ def _params_of(tree: Any, where: str) -> tuple[Any, Any]:
     if not hasattr(tree, "items"):
         raise InputError(f"{where}: holds a {type(tree).__name__}, not a parameter tree")
     config = tree.get("config") if "config" in tree else None
-    if "params" in tree and hasattr(tree["params"], "items"):
+    # CrescendAI pickles {"params": state.params, "loss": ..., "epoch": ...} where state.params is what
+    # model.init returned, itself {"params": ...} (colab_training.py lines 262-264, ast_transformer.py line 330).
+    while "params" in tree and hasattr(tree["params"], "items"):
         tree = tree["params"]
     return tree, config
 
@@ -361,7 +528,7 @@ def _read(path: Path, fmt: Format, trust: bool) -> tuple[dict[str, np.ndarray], 
                 flat[key] = f.get_tensor(key)
     except Exception as exc:
         raise InputError(f"{where}: cannot read as safetensors ({type(exc).__name__}: {exc})") from None
-    if flat and not any("/" in k for k in flat):
+    if flat and not any("/" in k for k in flat):  # dotted names; CrescendAI's need "/" (its names hold dots' place)
         flat = {k.replace(".", "/"): v for k, v in flat.items()}
     flat = {k.removeprefix("params/"): v for k, v in flat.items()}
     config = None
@@ -381,15 +548,16 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
     fmt = detect_format(path)
     flat, embedded = _read(path, fmt, trust)
     config = infer_config(flat, str(path))
+    default_output = "linear" if config.layout == "crescendai" else "sigmoid"
     sidecar = path.with_suffix(".json")
     if sidecar != path and sidecar.is_file():
         try:
             embedded = json.loads(sidecar.read_text())
         except json.JSONDecodeError as exc:
             raise InputError(f"{sidecar}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        meta = CheckpointMeta.parse(embedded, str(sidecar))
+        meta = CheckpointMeta.parse(embedded, str(sidecar), default_output)
     else:
-        meta = CheckpointMeta.parse(embedded if embedded is not None else {}, str(path))
+        meta = CheckpointMeta.parse(embedded if embedded is not None else {}, str(path), default_output)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -405,24 +573,54 @@ def validate_checkpoint(path: str | Path, trust: bool = False) -> str:
     return read_checkpoint(path, trust).format
 
 
-def save_checkpoint(params: Any, path: str | Path, format: Literal["msgpack", "safetensors"] = "msgpack",
-                    meta: CheckpointMeta | None = None) -> Path:
-    """Write a parameter tree (nested dict or flat "a/b/c" dict) as a muse piano checkpoint."""
-    path = Path(path)
+def checkpoint_bytes(params: Any, format: Literal["msgpack", "safetensors"] = "msgpack",
+                     meta: CheckpointMeta | None = None) -> bytes:
+    """A parameter tree (nested dict or flat "a/b/c" dict) as the bytes of a muse piano checkpoint file."""
     flat = _flatten(params) if any(hasattr(v, "items") for v in params.values()) else dict(params)
     flat = {k.removeprefix("params/"): np.asarray(v, dtype=np.float32) for k, v in flat.items()}
     meta = meta or CheckpointMeta()
     if format == "safetensors":
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
-        save_file(flat, str(path), metadata={"muse_piano": json.dumps(meta.to_dict())})
-    elif format == "msgpack":
+        return save(flat, metadata={"muse_piano": json.dumps(meta.to_dict())})
+    if format == "msgpack":
         from flax.serialization import msgpack_serialize
 
-        path.write_bytes(msgpack_serialize({"params": _unflatten(flat), "config": meta.to_dict()}))
-    else:
-        raise InputError(f"checkpoint format must be msgpack or safetensors, got {format!r}")
+        return msgpack_serialize({"params": _unflatten(flat), "config": meta.to_dict()})
+    raise InputError(f"checkpoint format must be msgpack or safetensors, got {format!r}")
+
+
+def save_checkpoint(params: Any, path: str | Path, format: Literal["msgpack", "safetensors"] = "msgpack",
+                    meta: CheckpointMeta | None = None) -> Path:
+    """Write a parameter tree (nested dict or flat "a/b/c" dict) as a muse piano checkpoint."""
+    path = Path(path)
+    path.write_bytes(checkpoint_bytes(params, format, meta))
     return path
+
+
+def convert_checkpoint(
+    source: str | Path, target: str | Path, trust: bool = False, force: bool = False
+) -> tuple[Checkpoint, Path]:
+    """Read and check `source` (any format; pickle only with trust), write it safely to `target`.
+
+    The format comes from target's suffix (.safetensors or .msgpack); the checkpoint config (output
+    mapping, input scaling) is embedded, so the one file is all `muse models upload piano` needs.
+    Nothing is written unless the source loads and fits its layout. An existing target is replaced
+    only with force; otherwise a free name is chosen (`name-2.safetensors`). Returns the written path.
+    """
+    from muse_cli.output import write_file
+
+    target = Path(target).expanduser()
+    formats = {".safetensors": "safetensors", ".msgpack": "msgpack"}
+    if target.suffix not in formats:
+        raise InputError(f"{target}: the converted checkpoint must end in .safetensors or .msgpack")
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: folder {target.parent} does not exist")
+    checkpoint = read_checkpoint(source, trust)
+    if target.resolve() == checkpoint.path.resolve():
+        raise InputError(f"{target} is the checkpoint being converted: choose another name")
+    data = checkpoint_bytes(checkpoint.params, formats[target.suffix], checkpoint.meta)  # type: ignore[arg-type]
+    return checkpoint, write_file(target, data, force=force)
 
 
 def checkpoint_dirs() -> list[Path]:
