@@ -63,11 +63,16 @@ def test_separator_starts_the_next_sequence_after_the_previous_one_ends():
                                          round(n.end * 100)) for i in pm.instruments for n in i.notes]
 
 
-def test_controls_are_ignored_and_a_leading_flag_is_accepted():
-    control = [amt.ATIME_OFFSET + 5, amt.ADUR_OFFSET + 10, amt.ANOTE_OFFSET + 60]
-    tokens = [amt.AUTOREGRESS] + note(0, 10, 0, 60) + control + note(5, 10, 0, 62)
+def test_controls_are_played_as_the_reference_plays_them_and_a_leading_flag_is_accepted():
+    """anticipation's events_to_compound moves every token >= CONTROL_OFFSET (separators aside) down by
+    CONTROL_OFFSET, so a control triple is the note it anticipates (what MIDI-LLM's vLLM path may sample)."""
+    control = [amt.ATIME_OFFSET + 5, amt.ADUR_OFFSET + 10, amt.ANOTE_OFFSET + 128 * 40 + 67]
+    mixed = [amt.TIME_OFFSET + 7, amt.ADUR_OFFSET + 20, NOTE_OFFSET + 64]  # shifted token by token, as the reference
+    tokens = [amt.AUTOREGRESS] + note(0, 10, 0, 60) + control + mixed + note(8, 10, 0, 62)
     pm, stats = amt.decode_with_stats(tokens)
-    assert stats == amt.DecodeStats(notes=2, skipped=0, controls=1)
+    assert stats == amt.DecodeStats(notes=4, skipped=0, controls=2)
+    played = sorted((i.program, n.pitch, round(n.start * 100), round(n.end * 100)) for i in pm.instruments for n in i.notes)
+    assert played == [(0, 60, 0, 10), (0, 62, 8, 18), (0, 64, 7, 27), (40, 67, 5, 15)]
 
 
 @pytest.mark.parametrize(
@@ -96,7 +101,8 @@ def test_random_ids_never_raise_and_account_for_every_token():
         for _ in range(20):
             tokens = rng.integers(-5, amt.VOCAB_SIZE + 5, length)
             pm, stats = amt.decode_with_stats(tokens)
-            consumed = 3 * (stats.notes + stats.rests + stats.controls + stats.separators)
+            consumed = 3 * (stats.notes + stats.rests + stats.separators)
+            assert stats.controls <= stats.notes
             flag = 1 if tokens[0] in (amt.AUTOREGRESS, amt.ANTICIPATE) else 0
             assert consumed + stats.skipped + flag == length
             assert sum(len(i.notes) for i in pm.instruments) == stats.notes

@@ -109,6 +109,27 @@ def test_vllm_sampling_arguments():
     assert token_budget(MidiRequest(prompt="x")) == 2046
 
 
+def test_what_vllm_may_sample_the_decoder_plays():
+    """vLLM's allowed ids are MIDI-LLM's own (AMT 0..55025, anticipated controls included); every
+    triple drawn from them, event or control or a mix, is a note, as anticipation's events_to_midi plays it."""
+    import numpy as np
+
+    allowed = np.array(vllm_sampling_kwargs(MidiRequest(prompt="x"), seed=1)["allowed_token_ids"]) - 128256
+    assert allowed.min() == 0 and allowed.max() == amt.SEPARATOR and len(allowed) == amt.SEPARATOR + 1
+    rng = np.random.default_rng(0)
+    n = 300
+    control = rng.random((n, 3)) < 0.5
+    onsets = np.sort(rng.integers(0, amt.MAX_TIME, n))
+    t = onsets + np.where(control[:, 0], amt.ATIME_OFFSET, amt.TIME_OFFSET)
+    d = rng.integers(0, amt.MAX_DUR, n) + np.where(control[:, 1], amt.ADUR_OFFSET, amt.DUR_OFFSET)
+    x = rng.integers(0, amt.MAX_NOTE, n) + np.where(control[:, 2], amt.ANOTE_OFFSET, amt.NOTE_OFFSET)
+    tokens = np.stack([t, d, x], axis=1).ravel()
+    assert np.isin(tokens, allowed).all()
+    pm, stats = amt.decode_with_stats(tokens)
+    assert (stats.notes, stats.skipped, stats.controls) == (n, 0, int(control.any(axis=1).sum()))
+    assert sum(len(i.notes) for i in pm.instruments) == n
+
+
 # ------------------------------------------------------------------------------ constraint
 
 

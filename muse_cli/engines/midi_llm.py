@@ -128,6 +128,8 @@ def vllm_sampling_kwargs(request: MidiRequest, seed: int) -> dict[str, Any]:
         "top_p": request.top_p,
         "max_tokens": token_budget(request),
         "seed": seed,
+        # MIDI-LLM's own set (its midi_llm/utils.py line 53), anticipated controls included:
+        # amt.decode plays those as notes, as anticipation's events_to_midi does (docs/midi-llm.md).
         "allowed_token_ids": list(range(MIDI_FIRST_ID, MIDI_END_ID)),
     }
 

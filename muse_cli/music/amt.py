@@ -7,7 +7,7 @@ The vocabulary of MIDI-LLM's music tokens (model id = AMT token + 128256). A not
 with onset and duration in 10 ms ticks, the onset absolute from the start of the sequence and
 non-decreasing along it (arrival-time order); instrument 0..127 is the General MIDI program and
 128 means drums (channel 10). Rest triples pad silences, separator triples join sequences, and a
-second block of the same layout holds anticipated "controls".
+second block of the same layout holds anticipated "controls", which decode plays as notes.
 
 `decode` follows the reference implementation (jthickstun/anticipation `events_to_midi`) on
 well-formed input and, unlike it, never raises on malformed input: anything that does not form a
@@ -53,13 +53,14 @@ VOCAB_SIZE = ANTICIPATE + 1  # 55028
 
 DEFAULT_VELOCITY = 72  # the tokens carry no velocity; the reference writes every note at 72
 
-# Triple kinds found by the scanner.
-_INVALID, _EVENT, _REST, _CONTROL, _SEPARATOR = 0, 1, 2, 3, 4
+# Triple kinds found by the scanner (anticipated controls are folded onto events first: see decode).
+_INVALID, _EVENT, _REST, _SEPARATOR = 0, 1, 2, 4
 
 
 @dataclass(frozen=True)
 class DecodeStats:
-    """What a decode found. `skipped` counts tokens that were not part of any valid triple."""
+    """What a decode found. `skipped` counts tokens that were not part of any valid triple;
+    `controls` counts the notes (included in `notes`) played from anticipated control tokens."""
 
     notes: int
     skipped: int
@@ -80,8 +81,6 @@ def _triple_kinds(a: np.ndarray) -> np.ndarray:
     k = kinds[:-2]
     k[time_ok & dur_ok & (x >= NOTE_OFFSET) & (x < REST)] = _EVENT
     k[time_ok & dur_ok & (x == REST)] = _REST
-    k[(t >= ATIME_OFFSET) & (t < ADUR_OFFSET) & (d >= ADUR_OFFSET) & (d < ANOTE_OFFSET)
-      & (x >= ANOTE_OFFSET) & (x < SPECIAL_OFFSET)] = _CONTROL
     k[(t == SEPARATOR) & (d == SEPARATOR) & (x == SEPARATOR)] = _SEPARATOR
     return kinds
 
@@ -124,16 +123,27 @@ def _as_array(tokens: Iterable[int]) -> np.ndarray:
 def decode_with_stats(tokens: Iterable[int]) -> tuple["pretty_midi.PrettyMIDI", DecodeStats]:
     """AMT event tokens (0..55027) -> (PrettyMIDI, DecodeStats). Never raises on bad tokens.
 
+    Anticipated controls (27513..55024) are played as notes, as the reference does: its
+    `events_to_compound` first moves every token at or above CONTROL_OFFSET, separators aside, down
+    by CONTROL_OFFSET "for synthesis" (anticipation/convert.py lines 297-299, called by
+    `events_to_midi`, line 338), so a control triple becomes the note it anticipates, on the same
+    timeline. MIDI-LLM's vLLM sampling allows them (slSeanWU/MIDI-LLM midi_llm/utils.py line 53,
+    `ALLOWED_TOKEN_IDS` = AMT 0..55025, passed at generate_vllm.py line 68) and it writes the MIDI
+    with that `events_to_midi` (utils.py line 227, `save_generation`). `controls` counts how many of
+    the `notes` held a control token.
+
     Rules beyond the reference: misaligned, truncated or out-of-slot tokens are skipped and
-    counted; rest triples are dropped; control triples are ignored; a separator triple starts a
-    new sequence placed after the end of the previous one (as the reference does); one leading
-    AUTOREGRESS/ANTICIPATE flag is accepted silently; notes of zero duration last one tick.
+    counted; rest triples are dropped; a separator triple starts a new sequence placed after the
+    end of the previous one (as the reference does); one leading AUTOREGRESS/ANTICIPATE flag is
+    accepted silently; notes of zero duration last one tick.
     """
     import pretty_midi
 
-    a = _as_array(tokens)
-    n = len(a)
-    first = 1 if n and a[0] in (AUTOREGRESS, ANTICIPATE) else 0
+    raw = _as_array(tokens)
+    n = len(raw)
+    first = 1 if n and raw[0] in (AUTOREGRESS, ANTICIPATE) else 0
+    is_control = (raw >= CONTROL_OFFSET) & (raw < SPECIAL_OFFSET)
+    a = np.where(is_control, raw - CONTROL_OFFSET, raw)
     kinds = _triple_kinds(a)
     starts = _triple_starts(kinds, n, first)
     kind = kinds[starts]
@@ -177,7 +187,7 @@ def decode_with_stats(tokens: Iterable[int]) -> tuple["pretty_midi.PrettyMIDI", 
         notes=int(len(ev)),
         skipped=int(skipped),
         rests=int((kind == _REST).sum()),
-        controls=int((kind == _CONTROL).sum()),
+        controls=int((is_control[ev] | is_control[ev + 1] | is_control[ev + 2]).sum()),
         separators=int(is_sep.sum()),
     )
     return pm, stats
