@@ -54,6 +54,7 @@ class Analysis:
     midi: bytes | None = None  # the transcription, when request.midi
     png: bytes | None = None  # the plot, when request.plot
     envelope: np.ndarray | None = field(default=None, repr=False)  # [2, k] min/max of the mono waveform
+    score_png: bytes | None = None  # the practice plot, when request.score and request.plot
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,17 @@ def analyze_source(
 
     `progress(done, 1.0)` reports the fraction done.
     """
+    from muse_cli import practice
+
     data, label = _read_source(source, name)
+    score = practice.read_request_score(request)  # a bad score is refused before any model runs
     if isinstance(data, Path):  # audio on disk is decoded from the file, block by block
-        return _analyze_audio(data, label, request, perceptual, progress)
-    if _is_midi(data, label):
-        return _analyze_midi(data, label, request, perceptual is not None)
-    return _analyze_audio(data, label, request, perceptual, progress)
+        analysis = _analyze_audio(data, label, request, perceptual, progress)
+    elif _is_midi(data, label):
+        analysis = _analyze_midi(data, label, request, perceptual is not None)
+    else:
+        analysis = _analyze_audio(data, label, request, perceptual, progress)
+    return practice.attach(analysis, score, request) if score is not None else analysis
 
 
 def _read_source(source: str | Path | bytes | AudioInput, name: str | None) -> tuple[bytes | Path, str]:
@@ -254,7 +260,7 @@ def _transcription_plan(request: AnalyzeRequest) -> tuple[bool, list[str]]:
     reason = unavailable_reason()
     if reason is None:
         return True, []
-    if request.transcribe or request.midi:
+    if request.transcribe or request.midi or request.score is not None:
         raise RuntimeFailure(f"note transcription is unavailable: {reason}", hint="pip install 'muse-cli[analysis]'")
     return False, [f"no transcription ({reason}): note, articulation and pedal measures are absent"]
 

@@ -273,7 +273,7 @@ class PianoResult(Contract):
 
 # ---------------------------------------------------------------------------------- Analysis
 
-ANALYSIS_SCHEMA_VERSION = "1.0"
+ANALYSIS_SCHEMA_VERSION = "1.1"  # 1.1: the `score` section (muse analyze --score)
 """Version of the `muse analyze` report layout (docs/analysis-schema.md); bumped on any key change."""
 
 
@@ -288,11 +288,14 @@ class AnalyzeRequest(Contract):
     max_duration: float = Field(1800.0, gt=0, le=4 * 3600, description="seconds; longer input is refused")
     checkpoint: str | None = Field(None, description="perceptual model checkpoint (path or volume name)")
     trust_checkpoint: bool = Field(False, description="allow a pickle checkpoint")
+    score: AudioInput | None = Field(None, description="the score played (MIDI or MusicXML): adds practice feedback")
 
     @model_validator(mode="after")
     def _midi_needs_notes(self) -> "AnalyzeRequest":
         if self.midi and self.transcribe is False:
             raise ValueError("midi output needs the transcription: do not turn transcribe off")
+        if self.score is not None and self.transcribe is False:
+            raise ValueError("score feedback needs the transcription of audio: do not turn transcribe off")
         return self
 
 
@@ -368,6 +371,110 @@ class NotesSection(Contract):
     events: list[NoteEvent] | None = None
 
 
+class ScoreSource(Contract):
+    name: str
+    kind: Literal["midi", "musicxml"]
+    notes: int
+    bars: int
+    time_signature: str = Field(description="the first time signature, e.g. 3/4")
+    pickup: bool = Field(description="the score opens with an incomplete bar, numbered 0")
+    key_signature: int = Field(description="sharps (> 0) or flats (< 0)")
+
+
+class ScoreCounts(Contract):
+    score_notes: int
+    played: int = Field(description="score notes played at their pitch")
+    wrong_pitch: int = Field(description="score notes played at another pitch")
+    missed: int
+    extra: int = Field(description="performed notes that match no score note")
+
+
+class Passage(Contract):
+    kind: Literal["rushing", "dragging"]
+    first_bar: int
+    last_bar: int
+    tempo_change: float = Field(description="% against the performance's own tempo; > 0 faster")
+
+
+class ScoreTiming(Contract):
+    median_deviation: Measure
+    deviation_spread: Measure
+    early_notes: Measure
+    late_notes: Measure
+    passages: list[Passage] = []
+
+
+class TempoPoint(Contract):
+    bar: int
+    beat: float
+    bpm: float
+
+
+class ScoreTempo(Contract):
+    marked: Measure
+    performed: Measure
+    ratio: Measure
+    curve: list[TempoPoint] = []
+
+
+class ScoreDynamics(Contract):
+    velocity_offset: Measure
+    shape_correlation: Measure
+
+
+class ScoreArticulation(Contract):
+    duration_ratio: Measure
+
+
+class BarFeedback(Contract):
+    bar: int
+    notes: int = Field(description="score notes in the bar")
+    played: int
+    wrong_pitch: list[str] = Field(description='e.g. "E4 for F4": played, then written')
+    missed: list[str]
+    extra: list[str]
+    early: list[float] = Field(description="ms, notes early by more than the timing threshold")
+    late: list[float] = Field(description="ms, notes late by more than the timing threshold")
+    median_deviation_ms: float | None
+    tempo_bpm: float | None
+    summary: str
+
+
+class ScoreNoteResult(Contract):
+    bar: int
+    beat: float
+    pitch: int
+    name: str
+    status: Literal["played", "wrong_pitch", "missed"]
+    played_pitch: int | None = None
+    played_name: str | None = None
+    onset_s: float | None = Field(None, description="performed onset, seconds from the start of the input")
+    deviation_ms: float | None = None
+
+
+class ExtraNote(Contract):
+    bar: int
+    pitch: int
+    name: str
+    onset_s: float
+
+
+class ScoreSection(Contract):
+    """`muse analyze --score`: the performance against its score (docs/analysis-schema.md, `score`)."""
+
+    source: ScoreSource
+    alignment: str = Field(description="the method that aligned performance and score")
+    counts: ScoreCounts
+    accuracy: Measure
+    timing: ScoreTiming
+    tempo: ScoreTempo
+    dynamics: ScoreDynamics
+    articulation: ScoreArticulation
+    bars: list[BarFeedback] = []
+    notes: list[ScoreNoteResult] | None = None
+    extra_notes: list[ExtraNote] | None = None
+
+
 class AnalysisSource(Contract):
     name: str
     kind: Literal["audio", "midi"]
@@ -393,6 +500,7 @@ class AnalysisReport(Contract):
     perceptual: dict[str, Any] | None = None
     transcription: str | None = Field(None, description="method that produced the notes; None: no notes from audio")
     warnings: list[str] = []
+    score: ScoreSection | None = Field(None, description="against the score, with --score")
 
 
 # -------------------------------------------------------------------------------------- Songs

@@ -313,7 +313,8 @@ def run_analysis(request: Any, backend: Any, progress: ProgressFn = null_progres
 
 
 def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: str) -> Saved:
-    """<stem>.analysis.json, plus .transcription.mid and .analysis.png (plot) when asked.
+    """<stem>.analysis.json, plus .transcription.mid, .analysis.png (plot) and .score.png (the
+    practice plot, with a score) when asked.
 
     Every name has its own suffix, so none can be the analysed file's sibling of another kind:
     with --force, take.analysis.json replaces an earlier report, never the composed take.mid,
@@ -332,6 +333,8 @@ def save_analysis(request: Any, outcome: Outcome, target: Target, *, command: st
         files[".transcription.mid"] = analysis.midi
     if analysis.png is not None:
         files[".analysis.png"] = analysis.png
+    if getattr(analysis, "score_png", None) is not None:
+        files[".score.png"] = analysis.score_png
     paths = write_group(target, files)
     return Saved(paths, {"report": report}, has_sidecar=False)  # the report carries its provenance
 

@@ -382,6 +382,7 @@ def create_app(
         model_config = ConfigDict(frozen=True, extra="forbid")
         midi_base64: str | None = Field(None, description="the transcription as MIDI, when midi=true")
         plot_base64: str | None = Field(None, description="PNG plot, when plot=true")
+        score_plot_base64: str | None = Field(None, description="PNG practice plot, when a score is sent and plot=true")
 
     Delivery = Annotated[
         Literal["auto", "inline", "key"],
@@ -494,6 +495,7 @@ def create_app(
               response_model_exclude_none=False, responses=failures)
     def analyze_v1(
         file: Annotated[UploadFile, File(description="a WAV/FLAC/OGG/MP3 recording or a MIDI performance")],
+        score: Annotated[UploadFile | None, File(description=analyze_defaults["score"].description)] = None,
         transcribe: Annotated[bool | None, Form(description=analyze_defaults["transcribe"].description)] = None,
         notes: Annotated[bool, Form(description=analyze_defaults["notes"].description)] = False,
         midi: Annotated[bool, Form(description=analyze_defaults["midi"].description)] = False,
@@ -512,6 +514,11 @@ def create_app(
         name = Path(file.filename or "upload").name or "upload"
         fields = {"transcribe": transcribe, "notes": notes, "midi": midi, "plot": plot, "max_duration": max_duration,
                   "input": {"name": name, "data": data}}
+        if score is not None:
+            score_data = score.file.read()
+            if not score_data:
+                raise invalid([{"field": "score", "message": "the uploaded score is empty"}])
+            fields["score"] = {"name": Path(score.filename or "score").name or "score", "data": score_data}
         _, outcome = run_job("analyze", {k: v for k, v in fields.items() if v is not None}, backend)
         result = outcome.result
         report = getattr(result, "report", result)
@@ -519,6 +526,8 @@ def create_app(
         midi_bytes, png = getattr(result, "midi", None), getattr(result, "png", None)
         reply["midi_base64"] = b64(midi_bytes) if midi_bytes else None
         reply["plot_base64"] = b64(png) if png else None
+        score_png = getattr(result, "score_png", None)
+        reply["score_plot_base64"] = b64(score_png) if score_png else None
         return reply
 
     # ------------------------------------------------------------ seed 004's routes

@@ -262,7 +262,7 @@ def _measures(node, path=""):
 def test_report_json_has_every_key_with_units():
     data = json.loads(json.dumps(report("crescendo", transcribe=False).model_dump(mode="json")))
     assert REQUIRED_TOP <= data.keys()
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     measures = dict(_measures(data))
     assert len(measures) >= 20
     assert all(m["unit"] for m in measures.values())

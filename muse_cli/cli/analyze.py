@@ -18,6 +18,7 @@ Examples:
   muse analyze take1.flac take2.flac --plot --midi
   muse analyze recordings/ --out-dir reports --json
   muse analyze performance.wav --checkpoint ~/models/percepiano.msgpack   # + 19-D perceptual scores
+  muse analyze take.wav --score exercise.mid --plot   # practice feedback against the score
 """
 
 
@@ -31,6 +32,7 @@ def analyze(
     max_duration: Annotated[float, typer.Option("--max-duration", help="Longest input in seconds.")] = 1800.0,
     checkpoint: Annotated[Optional[str], typer.Option(help="Perceptual model checkpoint: a local file, or a name uploaded with `muse models upload piano`.", show_default=False)] = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")] = False,
+    score: Annotated[Optional[Path], typer.Option("--score", help="The score played (MIDI or MusicXML): wrong, missed and extra notes, timing, tempo, per bar (docs/practice.md).", show_default=False)] = None,
     out_dir: o.OutDir = None,
     force: o.Force = False,
     backend: o.Backend = "auto",
@@ -48,7 +50,7 @@ def analyze(
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     request = jobs.build(
         AnalyzeRequest, transcribe=transcribe, notes=notes, midi=midi, plot=plot, max_duration=max_duration,
-        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
+        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, score=_score_input(score),
     )
     files = _expand(inputs)
     stems = _report_stems(files, out_dir)
@@ -81,6 +83,23 @@ def analyze(
         ui.error(f"{len(failures)} of {len(files)} files could not be analysed: " + ", ".join(p.name for p, _ in failures))
         return ExitCode.FAILURE
     return ExitCode.OK
+
+
+def _score_input(path: Path | None) -> dict[str, Any] | None:
+    """--score PATH as the request's file field (its bytes and name); a missing file exits 2."""
+    from muse_cli.errors import InputError
+    from muse_cli.music.score import MAX_SCORE_BYTES
+
+    if path is None:
+        return None
+    if not path.is_file():
+        raise InputError(f"--score: {str(path)!r}: no such file")
+    if path.stat().st_size > MAX_SCORE_BYTES:
+        raise InputError(f"--score: {str(path)!r} is larger than {MAX_SCORE_BYTES // 2**20} MB")
+    try:
+        return {"name": path.name, "data": path.read_bytes()}
+    except OSError as exc:
+        raise InputError(f"--score: {str(path)!r}: cannot be read ({exc.strerror})") from None
 
 
 def _expand(inputs: list[Path]) -> list[Path]:
@@ -150,3 +169,8 @@ def _show(ui: Any, report: Any) -> None:
     else:
         table.add_row("perceptual", "19 PercePiano dimensions", "-", "absent: no model checkpoint (see docs/piano-model.md)")
     ui.rich(table)
+    if report.score is not None:
+        from muse_cli.practice import score_tables
+
+        for extra in score_tables(report.score):
+            ui.rich(extra)

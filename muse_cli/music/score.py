@@ -158,7 +158,7 @@ def _read_midi_score(data: bytes, name: str) -> Score:
     if pm.key_signature_changes:
         k = pm.key_signature_changes[0].key_number  # 0-11 major, 12-23 minor
         tonic, minor = k % 12, k >= 12
-        fifths = ((tonic - (3 if minor else 0)) * 7) % 12  # fifths of the relative major
+        fifths = ((tonic + (3 if minor else 0)) * 7) % 12  # fifths of the relative major
         fifths = fifths - 12 if fifths > 6 else fifths
     tempo = None
     times, tempi = pm.get_tempo_changes()
