@@ -143,14 +143,160 @@ def corpus_scores(names) -> list[Score]:
     return [score_from_music21(corpus.parse(name), name, kind="musicxml") for name in names]
 
 
+LEAD_IN_S = 0.5  # silence before the first note of a rendered take
+
+
+def render(planted: Planted) -> tuple[np.ndarray, str]:
+    """The planted performance as 22050 Hz mono audio: FluidSynth and a GM SoundFont if found."""
+    import pretty_midi
+
+    from muse_cli.contracts import RenderRequest
+    from muse_cli.music.render import fluidsynth_available, render_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0)
+    for p in planted.played:
+        piano.notes.append(pretty_midi.Note(p.velocity, p.pitch, p.onset + LEAD_IN_S, p.offset + LEAD_IN_S))
+    pm.instruments.append(piano)
+    soundfont = next((str(f) for f in SOUNDFONTS if Path(f).is_file()), None) if fluidsynth_available() else None
+    out = render_midi(pm, RenderRequest(sample_rate=22050, stereo=False, soundfont=soundfont))
+    return out.audio[0], out.renderer + (f" ({Path(soundfont).name})" if soundfont else "")
+
+
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
+              "/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+def grade_audio(score: Score, planted: Planted, played: list[PlayedNote], result) -> dict[str, float]:
+    """As grade(), but the performed notes are the transcription's: a planted extra note is found
+    when an extra-flagged transcribed note has its pitch within 50 ms of it."""
+    planted_extra = [(p.onset + LEAD_IN_S, p.pitch) for p, e in zip(planted.played, planted.extra) if e]
+    flagged = [(played[j].onset, played[j].pitch) for j, s in enumerate(result.played_status) if s == "extra"]
+    found_extra = sum(1 for t, p in planted_extra if any(q == p and abs(u - t) < 0.05 for u, q in flagged))
+    false_extra = sum(1 for u, q in flagged if not any(q == p and abs(u - t) < 0.05 for t, p in planted_extra))
+    fake = Planted(planted.played, planted.status, [], planted.jitter)
+    g = grade(score, fake, result.score_status, [], result.deviation)
+    g["planted"] += len(planted_extra)
+    g["found"] += found_extra
+    g["false"] += false_extra
+    g["confusion"]["extra->missed"] = len(planted_extra) - found_extra
+    g["confusion"]["false extra"] = false_extra
+    return g
+
+
+def whole_process(seconds: float = 180.0) -> list[str]:
+    """Time `muse analyze TAKE --score piece.mid` in a fresh interpreter on a 3-minute piece."""
+    from muse_cli.contracts import MidiRequest
+    from muse_cli.engines.etude import compose
+    from muse_cli.music.audio import encode_audio
+    from muse_cli.music.midi import midi_to_bytes
+    from muse_cli.music.score import read_score
+
+    pm, opts = compose(7, MidiRequest(difficulty="intermediate", tempo=100, time_signature="4/4",
+                                      bars=int(seconds / (4 * 60 / 100))))
+    data = midi_to_bytes(pm)
+    score = read_score(data, "piece.mid")
+    planted = plant(score, np.random.default_rng(3))
+    audio, renderer = render(planted)
+    lines = [f"3-minute piece: {len(score.notes)} notes, {score.duration:.0f} s; audio rendered by {renderer}"]
+    muse = str(Path(sys.executable).with_name("muse"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "piece.mid").write_bytes(data)
+        take = _take_midi(planted)
+        (folder / "take.mid").write_bytes(take)
+        (folder / "take.wav").write_bytes(encode_audio(audio[None, :], 22050, "wav"))
+        for name, extra in (("take.mid", []), ("take.mid", ["--score", "piece.mid"]),
+                            ("take.wav", []), ("take.wav", ["--score", "piece.mid"]),
+                            ("take.wav", ["--score", "piece.mid", "--plot"])):
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                done = subprocess.run([muse, "analyze", name, *extra, "--force", "-q"], cwd=folder,
+                                      capture_output=True, text=True)
+                times.append(time.perf_counter() - t0)
+                if done.returncode != 0:
+                    raise SystemExit(f"muse analyze failed: {done.stderr.strip()}")
+            lines.append(f"muse analyze {name} {' '.join(extra):28s} {min(times):5.2f} s (best of 2; {max(times):.2f} s worst)")
+    return lines
+
+
+def _take_midi(planted: Planted) -> bytes:
+    import pretty_midi
+
+    from muse_cli.music.midi import midi_to_bytes
+
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0)
+    for p in planted.played:
+        piano.notes.append(pretty_midi.Note(p.velocity, p.pitch, p.onset + LEAD_IN_S, p.offset + LEAD_IN_S))
+    pm.instruments.append(piano)
+    return midi_to_bytes(pm)
+
+
+def parangonar_compare(score: Score, planted: Planted) -> str:
+    """parangonar's AutomaticNoteMatcher on the same take, run in a subprocess (its import pulls
+    partitura and, where installed, torch; partitura downloads a SoundFont at import when
+    pyfluidsynth is installed, so the subprocess hides pyfluidsynth)."""
+    import json
+
+    payload = json.dumps({
+        "score": [(n.quarter, max(n.offset - n.onset, 1e-3) / score.seconds_per_quarter(), n.onset,
+                   n.offset - n.onset, n.pitch) for n in score.notes],
+        "perf": [(p.onset, p.offset - p.onset, p.pitch, p.velocity) for p in planted.played],
+    })
+    code = r"""
+import json, sys, time
+sys.modules["fluidsynth"] = None
+t0 = time.perf_counter()
+import numpy as np, parangonar as pa
+t1 = time.perf_counter()
+d = json.loads(sys.stdin.read())
+s = np.array([(q, dq, t, dt, p, f"s{i}") for i, (q, dq, t, dt, p) in enumerate(d["score"])],
+             dtype=[("onset_beat", "f4"), ("duration_beat", "f4"), ("onset_sec", "f4"), ("duration_sec", "f4"),
+                    ("pitch", "i4"), ("id", "U16")])
+p = np.array([(t, dt, pi, v, f"p{i}") for i, (t, dt, pi, v) in enumerate(d["perf"])],
+             dtype=[("onset_sec", "f4"), ("duration_sec", "f4"), ("pitch", "i4"), ("velocity", "i4"), ("id", "U16")])
+al = pa.AutomaticNoteMatcher()(s, p)
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "align_s": t2 - t1, "al": al}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"parangonar failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    deleted = {int(a["score_id"][1:]) for a in out["al"] if a["label"] == "deletion"}
+    inserted = {int(a["performance_id"][1:]) for a in out["al"] if a["label"] == "insertion"}
+    faults = [i for i, s in enumerate(planted.status) if s != "played"]
+    found = sum(1 for i in faults if i in deleted) + sum(1 for j in inserted if planted.extra[j])
+    false = sum(1 for i in deleted if planted.status[i] == "played")
+    false += sum(1 for j in inserted if not planted.extra[j] and not _is_wrong_note(planted, j))
+    total = len(faults) + sum(planted.extra)
+    return (f"parangonar {score.name:26s} faults flagged {found}/{total} (deletion/insertion; it has no wrong-pitch class), "
+            f"false {false}, import {out['import_s']:.1f} s, align {out['align_s']:.2f} s")
+
+
+def _is_wrong_note(planted: Planted, j: int) -> bool:
+    """Is performed note j a planted wrong pitch (an insertion there is the right call)?"""
+    played_rows = [i for i, s in enumerate(planted.status) if s != "missed"]
+    non_extra = [k for k, e in enumerate(planted.extra) if not e]
+    if planted.extra[j]:
+        return False
+    return planted.status[played_rows[non_extra.index(j)]] == "wrong"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="two corpus pieces, no audio, no whole-process timing")
+    ap.add_argument("--compare", action="store_true", help="also run parangonar's AutomaticNoteMatcher (if installed)")
+    ap.add_argument("--no-audio", action="store_true")
     args = ap.parse_args()
+    from muse_cli.music import transcribe as tr
+
     scores = etude_scores() + corpus_scores(CORPUS[:2] if args.quick else CORPUS)
     rng = np.random.default_rng(16)
     totals = {"midi": [], "audio": []}
+    print(f"machine: {os.cpu_count()} CPUs, shared with other work (figures are noisy)")
     for score in scores:
         planted = plant(score, rng)
         t0 = time.perf_counter()
@@ -158,9 +304,30 @@ def main() -> None:
         elapsed = time.perf_counter() - t0
         g = grade(score, planted, result.score_status, result.played_status, result.deviation)
         totals["midi"].append(g)
-        print(f"midi  {score.name:32s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "
-              f"false {g['false']:3d}  onset err {1000 * statistics.median(g['errors']):5.1f} ms  align {elapsed:.2f} s  {g['confusion']}")
+        print(f"midi  {score.name:26s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "
+              f"false {g['false']:3d}  onset err {1000 * statistics.median(g['errors']):5.1f} ms  align {elapsed:.2f} s  "
+              f"{g['confusion']}", flush=True)
+        if args.compare:
+            print("      " + parangonar_compare(score, planted), flush=True)
+        if args.quick or args.no_audio or tr.unavailable_reason():
+            continue
+        audio, renderer = render(planted)
+        t0 = time.perf_counter()
+        notes = tr.transcribe(audio, 22050)
+        played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in notes]
+        t1 = time.perf_counter()
+        result = align(score, played)
+        g = grade_audio(score, planted, played, result)
+        totals["audio"].append(g)
+        print(f"audio {score.name:26s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "
+              f"false {g['false']:3d}  onset err {1000 * statistics.median(g['errors']):5.1f} ms  "
+              f"transcribe {t1 - t0:.1f} s  align {time.perf_counter() - t1:.2f} s  [{renderer}]  {g['confusion']}",
+              flush=True)
     report(totals)
+    if not args.quick:
+        print()
+        for line in whole_process():
+            print(line)
 
 
 def report(totals) -> None:
