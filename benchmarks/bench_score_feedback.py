@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muse_cli.music.score import PlayedNote, Score, align  # noqa: E402
+from muse_cli.music.score import PlayedNote, Score, align, mark_overtones  # noqa: E402
 
 CORPUS = ("mozart/k545", "joplin/maple_leaf_rag", "bach/bwv66.6", "haydn/opus74no1/movement1")
 WRONG, MISSED, EXTRA = 0.05, 0.05, 0.03
@@ -317,6 +317,7 @@ def main() -> None:
         played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in notes]
         t1 = time.perf_counter()
         result = align(score, played)
+        mark_overtones(played, result)
         g = grade_audio(score, planted, played, result)
         totals["audio"].append(g)
         print(f"audio {score.name:26s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "

@@ -30,7 +30,7 @@ from muse_cli.contracts import (
     ScoreTiming,
     TempoPoint,
 )
-from muse_cli.music.score import Alignment, PlayedNote, Score, align, read_score, spell
+from muse_cli.music.score import Alignment, PlayedNote, Score, align, mark_overtones, read_score, spell
 
 METHOD = "librosa.sequence.dtw on onset chroma, then pitch-wise note matching with a local tempo fit"
 TIMING_FLAG_MS = 50.0  # a note off by more than this is named early or late in its bar
@@ -50,13 +50,16 @@ def attach(analysis: Any, score: Score, request: Any) -> Any:
     played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in analysis.notes]
     alignment = align(score, played)
     audio = analysis.report.source.kind == "audio"
+    overtones = mark_overtones(played, alignment) if audio else 0
     section = score_section(score, played, alignment, with_notes=request.notes, audio=audio)
     report = analysis.report.model_copy(update={"score": section})
     warnings = list(report.warnings)
     if not played:
         warnings.append("no notes were found in the performance: every score note is missed")
-    if report.source.kind == "audio":
+    if audio:
         warnings.append("score feedback from audio rests on the transcription: see docs/practice.md for its limits")
+    if overtones:
+        warnings.append(f"{overtones} transcribed notes were read as overtones of louder notes, not as extra notes")
     report = report.model_copy(update={"warnings": warnings})
     analysis = replace(analysis, report=report)
     if request.plot:

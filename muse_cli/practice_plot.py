@@ -72,6 +72,8 @@ def _draw_roll(ax, score: Score, played, al: Alignment, to_score) -> None:
     fills, fill_colours, links = [], [], []
     for j, p in enumerate(played):
         state = al.played_status[j]
+        if state == "overtone":
+            continue
         start, end = to_score(p.onset), to_score(p.offset)
         fills.append(_box(start, max(end, start + 0.05), p.pitch, 0.32))
         fill_colours.append(COLOURS["played" if state == "correct" else state])

@@ -352,7 +352,7 @@ class Alignment:
 
     score_status: list[str]  # per score note: "played", "wrong", "missed"
     score_match: list[int | None]  # per score note: index of the performed note (played or wrong)
-    played_status: list[str]  # per performed note: "correct", "wrong", "extra"
+    played_status: list[str]  # per performed note: "correct", "wrong", "extra" (or "overtone": mark_overtones)
     deviation: list[float | None]  # per score note: performed onset - expected onset, seconds
     map_score: np.ndarray = field(repr=False)  # knots of the fitted map: score seconds ...
     map_perf: np.ndarray = field(repr=False)  # ... -> performance seconds
@@ -393,6 +393,28 @@ def align(score: Score, played: Sequence[PlayedNote]) -> Alignment:
         score_match.append(int(j))
         deviation.append(float(p_on[j] - expected[i]))
     return Alignment(score_status, score_match, played_status, deviation, knots, fitted, slope)
+
+
+OVERTONE_INTERVALS = (12, 19, 24, 28, 31, 36)  # semitones above a fundamental: its strong partials
+OVERTONE_WINDOW_S = 0.05
+
+
+def mark_overtones(played: Sequence[PlayedNote], al: Alignment) -> int:
+    """For transcribed audio: an extra note that starts with a louder performed note a partial
+    below it (an octave, an octave and a fifth, ...) is that note's overtone heard as a note, not
+    a key press. Such notes are marked "overtone" (not extra). Returns how many."""
+    onsets = np.array([p.onset for p in played])
+    count = 0
+    for j, state in enumerate(al.played_status):
+        if state != "extra":
+            continue
+        p = played[j]
+        near = np.flatnonzero(np.abs(onsets - p.onset) <= OVERTONE_WINDOW_S)
+        if any(al.played_status[k] != "extra" and p.pitch - played[k].pitch in OVERTONE_INTERVALS
+               and played[k].velocity > p.velocity for k in near):
+            al.played_status[j] = "overtone"
+            count += 1
+    return count
 
 
 def _all_missed(score: Score) -> Alignment:
