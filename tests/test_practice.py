@@ -233,7 +233,7 @@ def test_cli_writes_the_score_section_table_and_practice_plot(run_cli, tmp_path)
     (tmp_path / "take.mid").write_bytes(midi(take, key=None))
     code, out, err = run_cli("analyze", "take.mid", "--score", "piece.mid", "--plot")
     assert code == 0, err
-    assert [p.split("/")[-1] for p in out.split()] == ["take.analysis.json", "take.png", "take.score.png"]
+    assert [p.split("/")[-1] for p in out.split()] == ["take.analysis.json", "take.analysis.png", "take.score.png"]
     report = json.loads((tmp_path / "take.analysis.json").read_text())
     assert report["schema_version"] == "1.1"
     assert report["score"]["counts"]["wrong_pitch"] == 1
