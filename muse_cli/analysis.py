@@ -261,8 +261,17 @@ def _transcription_plan(request: AnalyzeRequest) -> tuple[bool, list[str]]:
     if reason is None:
         return True, []
     if request.transcribe or request.midi or request.score is not None:
-        raise RuntimeFailure(f"note transcription is unavailable: {reason}", hint="pip install 'muse-cli[analysis]'")
+        raise RuntimeFailure(f"note transcription is unavailable: {reason}", hint=transcription_hint())
     return False, [f"no transcription ({reason}): note, articulation and pedal measures are absent"]
+
+
+def transcription_hint() -> str:
+    """The one step that makes transcription work here, for the reason it does not."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "pip install 'muse-cli[analysis]', then muse models pull transcription"
+    return "muse models pull transcription"
 
 
 def _scores(value: Any) -> dict[str, Any] | None:

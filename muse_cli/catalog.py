@@ -49,6 +49,7 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("ace-step", "acestep", "ACE-Step/ACE-Step-v1-3.5B", "L40S", 6, "3.5B diffusion, 48 kHz songs up to 240 s, 60 steps"),
     ModelEntry("qwen2.5-7b", "lyrics", "Qwen/Qwen2.5-7B-Instruct", "A10G", 5, "song tags and lyrics; ~15 s per song, per minute of a 3 min song"),
     ModelEntry("sdxl-turbo", "cover", "stabilityai/sdxl-turbo", "A10G", 1, "cover art, 1 step; ~3 s per song, per minute of a 3 min song"),
+    ModelEntry("transcription", "transcription", "pypi:basic-pitch==0.4.0", "CPU", 0, "basic-pitch ICASSP 2022 note transcription (ONNX), runs locally; muse models pull transcription"),
     ModelEntry("percepiano-ast", "piano", "user-checkpoint", "L4", 2, "Flax AST, your checkpoint on the weights Volume; per minute analysed"),
 )
 

@@ -14,6 +14,7 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MODAL_CONFIG_PATH", str(home / ".modal.toml"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MUSE_CACHE_DIR", str(home / "muse-cache"))  # never the developer's ~/.cache/muse
     try:  # huggingface_hub reads the variable once at import, maybe before this fixture ran
         import huggingface_hub.constants as hf_constants
 

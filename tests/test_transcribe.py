@@ -85,7 +85,7 @@ def test_to_midi_keeps_every_note():
 def test_missing_model_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv(tr.MODEL_ENV, str(tmp_path / "absent.onnx"))
     assert tr.model_path() is None
-    assert "basic-pitch" in tr.unavailable_reason()
+    assert "muse models pull transcription" in tr.unavailable_reason()
     assert not tr.available()
 
 

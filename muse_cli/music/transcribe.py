@@ -63,7 +63,8 @@ class Posteriors:
 
 
 def model_path() -> Path | None:
-    """The nmp.onnx to use: $MUSE_BASIC_PITCH_MODEL, else the one inside the basic-pitch wheel."""
+    """The nmp.onnx to use: $MUSE_BASIC_PITCH_MODEL, else the installed basic-pitch package's, else
+    the one `muse models pull transcription` put in muse's cache."""
     override = os.environ.get(MODEL_ENV)
     if override:
         return Path(override) if Path(override).is_file() else None
@@ -71,13 +72,13 @@ def model_path() -> Path | None:
 
     # find_spec on the top-level package does not execute it (its __init__ probes for TensorFlow).
     spec = importlib.util.find_spec("basic_pitch")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
         candidate = Path(root) / "saved_models" / "icassp_2022" / "nmp.onnx"
         if candidate.is_file():
             return candidate
-    return None
+    from muse_cli.cache import cached_transcription_model
+
+    return cached_transcription_model()
 
 
 def unavailable_reason() -> str | None:
@@ -87,7 +88,7 @@ def unavailable_reason() -> str | None:
     except ImportError:
         return "onnxruntime is not installed (pip install 'muse-cli[analysis]')"
     if model_path() is None:
-        return "the basic-pitch model file is missing (pip install --no-deps basic-pitch)"
+        return "the transcription model is not downloaded (muse models pull transcription)"
     return None
 
 
@@ -106,7 +107,7 @@ def _session(path: str):
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
         raise RuntimeFailure(
             f"cannot load the transcription model {path}: {exc}".split("\n")[0],
-            hint="reinstall it: pip install --force-reinstall --no-deps basic-pitch",
+            hint="fetch a verified copy: muse models pull transcription --force",
         ) from None
 
 
@@ -136,7 +137,7 @@ def posteriors(audio: np.ndarray, progress: ProgressFn = null_progress) -> Poste
     """Run the model on mono 22050 Hz audio; one row per 256-sample hop."""
     path = model_path()
     if path is None:
-        raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
+        raise RuntimeFailure("transcription model not found", hint="muse models pull transcription")
     session = _session(str(path))
     total = window_count(len(audio))
     frames, onsets = [], []
