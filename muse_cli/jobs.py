@@ -93,10 +93,24 @@ def midi_family(request: Any, backend: Any) -> tuple[str, str | None]:
     engine=auto uses MIDI-LLM where a backend can run it, else the etude composer, with a notice.
     engine=midi-llm never falls back.
     """
-    check_midi_request(request)
     if request.engine == "auto" and backend.name == "local" and not midi_llm_cached(request.model):
         return "etude", "MIDI-LLM is not available locally (muse models pull midi-llm); using the built-in etude composer"
+    if request.engine == "auto" and not _gives_midi_llm_anything(request):
+        return "etude", "no prompt or musical option for MIDI-LLM; the built-in etude composer composes"
+    check_midi_request(request)
+    if request.engine == "midi-llm" and backend.name == "local":
+        from muse_cli import readiness
+
+        readiness.require("MIDI-LLM", readiness.midi_llm(request.model))
     return ("etude" if request.engine == "etude" else "midi-llm"), None
+
+
+def _gives_midi_llm_anything(request: Any) -> bool:
+    try:
+        check_midi_request(request)
+    except InputError:
+        return False
+    return True
 
 
 def run_midi(request: Any, backend: Any, progress: ProgressFn = null_progress) -> tuple[Any, str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,7 @@ def test_output_option_names_the_file(run_cli, tmp_path):
         (["--seed", "-1", "--engine", "etude"], "--seed"),
         (["--time-signature", "7/8"], "--time-signature"),
         (["--count", "0"], "--count"),
-        ([], "needs a prompt"),
+        (["--engine", "midi-llm"], "needs a prompt"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, args, needle):
@@ -195,3 +196,49 @@ def test_auto_falls_back_only_when_midi_llm_is_unavailable():
         jobs.run_midi(request, Remote(RuntimeFailure("CUDA error: device-side assert")))
     with pytest.raises(Unavailable):
         jobs.run_midi(request.model_copy(update={"engine": "midi-llm"}), Remote(Unavailable("not deployed")))
+
+
+def test_bare_gen_midi_composes_with_the_etude_composer_and_says_so(run_cli, tmp_path):
+    code, out, err = run_cli("gen", "midi", "--backend", "local")
+    assert code == 0, err
+    assert "built-in etude composer" in err
+    assert out.strip().endswith(".mid") and (tmp_path / out.strip()).is_file()
+
+
+_HIDE = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {hidden!r}:
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, Hide())
+from muse_cli.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _muse_without(hidden: set[str], *args: str, cwd) -> subprocess.CompletedProcess:
+    """The real CLI in a process where `hidden` packages cannot be imported (as on a fresh machine)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MUSE_BACKEND="local")
+    return subprocess.run([sys.executable, "-c", _HIDE.format(hidden=hidden), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gen_audio_lists_every_setup_gap_at_once(tmp_path):
+    done = _muse_without({"torch", "transformers"}, "gen", "audio", "jazz", "-d", "1", cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    error, hint = done.stderr.strip().splitlines()[-2:]
+    for gap in ("torch is not installed", "transformers is not installed", "facebook/musicgen-small is not downloaded"):
+        assert gap in error
+    assert "pip install torch && pip install 'muse-cli[torch]' && muse models pull small" in hint
+    assert "--backend modal" in hint
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gen_song_names_the_llm_and_acestep_in_one_go(tmp_path):
+    done = _muse_without({"acestep"}, "gen", "song", "summer synth-pop", "-d", "5", cwd=tmp_path)
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-2]
+    assert "Qwen/Qwen2.5-7B-Instruct is not downloaded" in error and "ACE-Step is not installed" in error
+    assert "ACE-Step/ACE-Step-v1-3.5B is not downloaded" in error

@@ -72,6 +72,10 @@ def gen_audio(
     stem = request.prompt or (f"{continuation.stem}-continued" if continuation else "musicgen")
     target = Target.plan(stem=stem, out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
+    if chosen.name == "local" and request.decoder != "mbd":
+        from muse_cli import readiness
+
+        readiness.require(f"MusicGen {request.model}", readiness.musicgen(request.model))
 
     with ui.progress(f"generating {request.duration:g} s with musicgen {request.model}", total=None) as progress:
         result = chosen.run(jobs.audio_family(request), request, model=request.model, progress=progress)

@@ -74,6 +74,11 @@ def gen_song(
     request = jobs.build(SongRequest, description=description, **fields)
     target = Target.plan(stem=jobs.song_stem(request), out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
+    if chosen.name == "local":
+        from muse_cli import readiness
+
+        llm = request.tags is None or (not request.instrumental and request.lyrics is None)
+        readiness.require("a song", readiness.song(llm=llm))
     for index in range(count):
         one = request if count == 1 or request.seed < 0 else request.model_copy(update={"seed": derive_seed(request.seed, index)})
         with ui.progress(f"making a {one.duration:g} s song ({chosen.name})", total=100) as progress:

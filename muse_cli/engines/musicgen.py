@@ -155,7 +155,7 @@ def locate(model_id: str) -> Path:
     if why is not None:
         name = short_name(model_id)
         raise Unavailable(
-            f"model {model_id} is not downloaded and {why}", hint=f"run muse models pull {name} while online"
+            f"model {model_id} is not downloaded and {why}", hint=f"run muse models pull {name} while online, or use --backend modal"
         )
     return pull(model_id)
 
@@ -250,7 +250,7 @@ class MusicGenEngine:
         except ImportError as exc:
             raise RuntimeFailure(
                 f"MusicGen needs torch and transformers: {exc}",
-                hint="pip install torch transformers, or use --backend modal"
+                hint="pip install torch && pip install 'muse-cli[torch]', or use --backend modal"
             ) from None
         hf_logging.set_verbosity_error()  # engines never print; transformers' advice is for developers
         config = json.loads((path / "config.json").read_text())
