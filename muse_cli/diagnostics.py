@@ -33,10 +33,13 @@ def _cuda() -> str | None:
     return "; ".join(line.split(" (UUID")[0] for line in out.splitlines()) or None
 
 
-def _app_status(timeout: float) -> str:
-    """Ask the deployed app for its version, giving up after `timeout` seconds."""
+def _app_status(timeout: float) -> dict[str, Any]:
+    """The deployed app's version against this client's, giving up after `timeout` seconds."""
+    from muse_cli import __version__
     from muse_cli.backends.modal import ModalBackend
+    from muse_cli.contracts import PROTOCOL_VERSION
 
+    status: dict[str, Any] = {"client_version": __version__, "client_protocol": PROTOCOL_VERSION}
     answer: dict[str, Any] = {}
 
     def ask() -> None:
@@ -49,40 +52,88 @@ def _app_status(timeout: float) -> str:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return f"no answer within {timeout:g} s"
+        return {**status, "state": f"no answer within {timeout:g} s"}
     if "error" in answer:
-        return answer["error"]
+        return {**status, "state": answer["error"]}
     info = answer["info"]
-    from muse_cli.contracts import PROTOCOL_VERSION
+    match = info.get("protocol") == PROTOCOL_VERSION
+    return {
+        **status, "deployed_version": info.get("app_version"), "deployed_protocol": info.get("protocol"),
+        "state": "deployed, matching this client" if match else "deployed, protocol differs from this client's",
+        "match": match,
+    }
 
-    match = "ok" if info.get("protocol") == PROTOCOL_VERSION else "protocol mismatch: run muse deploy"
-    return f"deployed {info.get('app_version')} (protocol {info.get('protocol')}, {match})"
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        version = _version(name)
+        if version:
+            return version
+    return None
+
+
+def capabilities(modal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each thing muse does: ready here, or the gaps and the one command that closes them."""
+    from muse_cli import readiness as r
+
+    rows: list[tuple[str, list]] = [
+        ("gen midi: etude composer", []),
+        ("gen midi: MIDI-LLM (local)", r.midi_llm()),
+        ("gen audio: MusicGen small (local)", r.musicgen("small")),
+        ("gen song (local, with cover art)", r.song(llm=True, cover=True)),
+        ("analyze: note transcription", r.transcription()),
+        ("analyze: perceptual scores", r.perceptual()),
+        ("render: SoundFonts (FluidSynth)", r.fluidsynth()),
+        ("serve: the HTTP API", r.serve()),
+    ]
+    modal_gaps = []
+    if not modal["credentials"]:
+        modal_gaps.append(r.Gap("no Modal credentials", "modal setup"))
+    elif not modal["reachable"]:
+        modal_gaps.append(r.Gap(f"Modal is unreachable ({modal['server']})", "check the network, then muse doctor"))
+    elif not modal["app"].get("match"):
+        modal_gaps.append(r.Gap(f"muse app: {modal['app'].get('state')}", "muse deploy"))
+    rows.append(("--backend modal: every model on Modal GPUs", modal_gaps))
+    return [
+        {"capability": name, "ready": not gaps, "missing": [g.what for g in gaps], "fix": r.fix(gaps) or None}
+        for name, gaps in rows
+    ]
 
 
 def collect(timeout: float = 5.0) -> dict[str, Any]:
-    from muse_cli import __version__
+    from muse_cli import __version__, cache, readiness
     from muse_cli.backends import choose, modal_credentials_present
     from muse_cli.backends.modal import reachable
+    from muse_cli.music.render import fluidsynth_available
+    from muse_cli.music.transcribe import model_path
 
     credentials = modal_credentials_present()
     ok, where = reachable(timeout=timeout)
     if not credentials:
-        app = "unknown (no credentials)"
+        app: dict[str, Any] = {"state": "unknown (no credentials)"}
     elif not ok:
-        app = "unknown (Modal unreachable)"
+        app = {"state": "unknown (Modal unreachable)"}
     else:
         app = _app_status(timeout)
+    modal = {"credentials": credentials, "reachable": ok, "server": where, "app": app}
     hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    transcription = model_path()
+    cached = cache.entries()
     return {
         "muse_version": __version__,
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "backend_auto": choose("auto"),
-        "modal": {"credentials": credentials, "reachable": ok, "server": where, "app": app},
-        "runtimes": {name: _version(name) for name in RUNTIMES},
+        "modal": modal,
+        "runtimes": {**{name: _version(name) for name in RUNTIMES}, "acestep": _dist_version("ace-step", "acestep")},
         "cuda": _cuda(),
+        "transcription_model": str(transcription) if transcription else None,
+        "fluidsynth": {"available": fluidsynth_available(), "soundfonts": readiness.soundfonts()},
+        "cached_models": [item.as_dict() for item in cached],
         "caches": {
             "huggingface cache": os.environ.get("HF_HUB_CACHE") or str(hf_home / "hub"),
+            "muse cache": str(cache.cache_dir()),
             "output folder": os.environ.get("MUSE_OUT_DIR") or "(current folder)",
         },
+        "capabilities": capabilities(modal),
     }

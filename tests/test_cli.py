@@ -172,7 +172,40 @@ def test_doctor_json(run_cli):
 
 def test_doctor_human(run_cli):
     code, out, err = run_cli("doctor", "--timeout", "1")
-    assert code == 0 and out == "" and "modal credentials" in err
+    assert code == 0 and "modal credentials" in out and "capabilities" in out
+
+
+def test_doctor_report_goes_to_a_file(tmp_path):
+    """`muse doctor > report.txt` writes the whole report; stderr stays empty."""
+    report = tmp_path / "report.txt"
+    with open(report, "w") as handle:
+        done = subprocess.run([sys.executable, "-m", "muse_cli", "doctor", "--timeout", "1"], stdout=handle,
+                              stderr=subprocess.PIPE, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    for line in ("torch", "transformers", "jax", "transcription model", "fluidsynth", "soundfonts", "acestep",
+                 "cached models", "modal credentials", "muse app", "gen audio: MusicGen small (local)"):
+        assert line in text, line
+    assert done.stderr == ""
+
+
+def test_doctor_json_names_the_command_for_each_capability(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSE_BASIC_PITCH_MODEL", str(tmp_path / "absent.onnx"))
+    code, out, err = run_cli("doctor", "--json", "--timeout", "1")
+    assert code == 0, err
+    report = json.loads(out)
+    rows = {row["capability"]: row for row in report["capabilities"]}
+    assert rows["gen midi: etude composer"]["ready"] is True
+    assert rows["analyze: note transcription"]["fix"] == "muse models pull transcription"
+    assert report["transcription_model"] is None
+    assert rows["--backend modal: every model on Modal GPUs"]["fix"] == "modal setup"
+    assert all(row["ready"] or row["fix"] for row in rows.values())
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1000"])
+def test_doctor_refuses_a_timeout_out_of_range(run_cli, value):
+    code, out, err = run_cli("doctor", "--timeout", value)
+    assert code == 2 and "--timeout" in err and out == ""
 
 
 def test_auto_falls_back_only_when_midi_llm_is_unavailable():
