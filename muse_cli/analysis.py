@@ -222,7 +222,9 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
         notes: tuple[Note, ...] = ()
         if stream is not None:
             stream.add(mono)
-            notes = tuple(tr.notes_from_stream(stream.finish()))
+            decoding = tr.Decoding(onset_threshold=request.onset_threshold, frame_threshold=request.frame_threshold,
+                                   min_note_s=request.minimum_note_length / 1000)
+            notes = tuple(tr.notes_from_stream(stream.finish(), decoding))
     finally:
         if stream is not None:
             stream.close()

@@ -289,6 +289,11 @@ class AnalyzeRequest(Contract):
     checkpoint: str | None = Field(None, description="perceptual model checkpoint (path or volume name)")
     trust_checkpoint: bool = Field(False, description="allow a pickle checkpoint")
     score: AudioInput | None = Field(None, description="the score played (MIDI or MusicXML): adds practice feedback")
+    # Transcription settings, as basic-pitch's CLI names them (its defaults: 0.5, 0.3, 127.7 ms;
+    # ours keeps shorter notes so staccato survives).
+    onset_threshold: float = Field(0.5, gt=0, lt=1, description="onset posterior a note must reach to start")
+    frame_threshold: float = Field(0.3, gt=0, lt=1, description="note posterior below which a note ends")
+    minimum_note_length: float = Field(58.0, ge=0, le=5000, description="ms; shorter notes are dropped")
 
     @model_validator(mode="after")
     def _midi_needs_notes(self) -> "AnalyzeRequest":

@@ -24,6 +24,7 @@ Examples:
 
 @app.command("analyze", epilog=EXAMPLES)
 def analyze(
+    ctx: typer.Context,
     inputs: Annotated[List[Path], typer.Argument(metavar="FILE_OR_FOLDER", help="WAV, FLAC, OGG, MP3 or MIDI files, or folders of them.", show_default=False)],
     transcribe: Annotated[Optional[bool], typer.Option("--transcribe/--no-transcribe", help="Note transcription of audio (default: on when installed).", show_default=False)] = None,
     notes: Annotated[bool, typer.Option("--notes", help="Include every note in the JSON report.")] = False,
@@ -33,6 +34,9 @@ def analyze(
     checkpoint: Annotated[Optional[str], typer.Option(help="Perceptual model checkpoint: a local file, or a name uploaded with `muse models upload piano`.", show_default=False)] = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")] = False,
     score: Annotated[Optional[Path], typer.Option("--score", help="The score played (MIDI or MusicXML): wrong, missed and extra notes, timing, tempo, per bar (docs/practice.md).", show_default=False)] = None,
+    onset_threshold: Annotated[float, typer.Option("--onset-threshold", help="Transcription: onset confidence (0..1) a note must reach to start.")] = 0.5,
+    frame_threshold: Annotated[float, typer.Option("--frame-threshold", help="Transcription: note confidence (0..1) below which a note ends.")] = 0.3,
+    minimum_note_length: Annotated[float, typer.Option("--minimum-note-length", help="Transcription: shortest note kept, in ms.")] = 58.0,
     out_dir: o.OutDir = None,
     force: o.Force = False,
     backend: o.Backend = "auto",
@@ -50,9 +54,11 @@ def analyze(
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     request = jobs.build(
         AnalyzeRequest, transcribe=transcribe, notes=notes, midi=midi, plot=plot, max_duration=max_duration,
-        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, score=_score_input(score),
+        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, score=_score_input(score), onset_threshold=onset_threshold,
+        frame_threshold=frame_threshold, minimum_note_length=minimum_note_length,
     )
     files = _expand(inputs)
+    _refuse_ignored(ctx, request, files, get_backend_name(backend))
     stems = _report_stems(files, out_dir)
     chosen = get_backend(backend)
     failures: list[tuple[Path, MuseError]] = []
@@ -100,6 +106,63 @@ def _score_input(path: Path | None) -> dict[str, Any] | None:
         return {"name": path.name, "data": path.read_bytes()}
     except OSError as exc:
         raise InputError(f"--score: {str(path)!r}: cannot be read ({exc.strerror})") from None
+
+
+def get_backend_name(backend: str) -> str:
+    from muse_cli.backends import choose
+
+    return choose(backend)
+
+
+TRANSCRIPTION_OPTIONS = {
+    "transcribe": "--transcribe/--no-transcribe", "midi": "--midi", "onset_threshold": "--onset-threshold",
+    "frame_threshold": "--frame-threshold", "minimum_note_length": "--minimum-note-length",
+}
+
+
+def _refuse_ignored(ctx: Any, request: Any, files: list[Path], backend: str) -> None:
+    """Options no input of this call would use exit 2 now, before any analysis runs."""
+    from muse_cli.analysis import MIDI_SUFFIXES
+    from muse_cli.cli import conflicts
+
+    def is_midi(path: Path) -> bool:
+        if path.suffix.lower() in MIDI_SUFFIXES:
+            return True
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"MThd"
+
+    if all(is_midi(p) for p in files):
+        conflicts.not_with(ctx, "MIDI input", TRANSCRIPTION_OPTIONS, "the notes come from the MIDI itself")
+        conflicts.not_with(ctx, "MIDI input", {"checkpoint": "--checkpoint", "trust_checkpoint": "--trust-checkpoint"},
+                           "perceptual scores need audio")
+    if request.transcribe is False:
+        conflicts.not_with(ctx, "--no-transcribe", {k: v for k, v in TRANSCRIPTION_OPTIONS.items() if k != "transcribe"},
+                           "they set the transcription")
+    conflicts.needs(ctx, "--trust-checkpoint", "trust_checkpoint", "applies to a --checkpoint: give one", request.checkpoint is not None)
+    if request.checkpoint is not None:
+        _check_checkpoint(request.checkpoint, backend)
+
+
+def _check_checkpoint(checkpoint: str, backend: str) -> None:
+    """A checkpoint path must exist; a name must be found here when it runs here (on Modal it names
+    a file on the weights Volume, which the call itself checks)."""
+    import os
+
+    from muse_cli.errors import InputError, Unavailable
+
+    path = Path(checkpoint).expanduser()
+    looks_like_path = os.sep in checkpoint or checkpoint.startswith(("~", ".")) or path.suffix in (".msgpack", ".safetensors", ".pkl", ".pickle", ".ckpt")
+    if path.is_file():
+        return
+    if looks_like_path:
+        raise InputError(f"--checkpoint {checkpoint!r}: no such file")
+    if backend == "local":
+        from muse_cli.engines.piano import resolve_checkpoint
+
+        try:
+            resolve_checkpoint(checkpoint)
+        except Unavailable as exc:
+            raise InputError(f"--checkpoint: {exc.message}") from None
 
 
 def _expand(inputs: list[Path]) -> list[Path]:

@@ -24,6 +24,12 @@ def deploy(
     from muse_cli.deploy import deploy_app, plan
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    from muse_cli.errors import InputError
+
+    if image and not check:
+        raise InputError("--image chooses what --check resolves: add --check (a deploy always deploys every image)")
+    if dry_run and check:
+        raise InputError("--dry-run needs no network but --check asks the package index: give one of them")
     if check:
         from muse_cli.deploy_check import run
 

@@ -22,6 +22,7 @@ Examples:
 
 @gen.command("audio", epilog=EXAMPLES)
 def gen_audio(
+    ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="What the music should be, in words.", show_default=False)] = None,
     duration: Annotated[float, typer.Option("-d", "--duration", help="Seconds of audio (1..300).")] = 10.0,
     model: Annotated[str, typer.Option("-m", "--model", help="small, medium, large, melody, melody-large, stereo-*, a hub id or a local path.")] = "small",
@@ -54,8 +55,16 @@ def gen_audio(
     from muse_cli.contracts import AudioRequest
     from muse_cli.output import Target, land_together, output_format
 
+    from muse_cli.cli import conflicts
+
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
+    output = conflicts.output_in_out_dir(ctx, output, out_dir)
+    conflicts.needs(ctx, "--float", "float_wav", "writes 32-bit float WAV: it needs --format wav", (audio_format or "wav") == "wav")
+    conflicts.needs(ctx, "--target-lufs", "target_lufs", "is the target of --normalize loudness", normalize == "loudness")
+    conflicts.needs(ctx, "--extend-stride", "extend_stride", "applies past 30 s: give -d/--duration over 30", duration > 30)
+    if prompts_file is not None:
+        conflicts.not_with(ctx, "--prompts-file", {"force": "--force"}, "a batch never overwrites (rerun it to resume)")
     fields = dict(
         duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,

@@ -21,6 +21,7 @@ Examples:
 
 @gen.command("midi", epilog=EXAMPLES)
 def gen_midi(
+    ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="What to compose, in words. Optional with structured options.", show_default=False)] = None,
     difficulty: Annotated[Optional[str], typer.Option(help="beginner, intermediate or advanced.", show_default=False)] = None,
     key: Annotated[Optional[str], typer.Option(help="Key, e.g. C, F#m, 'Bb major'.", show_default=False)] = None,
@@ -57,8 +58,17 @@ def gen_midi(
     from muse_cli.contracts import MidiRequest, RenderRequest
     from muse_cli.output import Target, land_together, names_file, output_format
 
+    from muse_cli.cli import conflicts
+
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     output_format(output, None, ("mid",))  # -o names the MIDI; --render's audio takes its stem
+    output = conflicts.output_in_out_dir(ctx, output, out_dir)
+    conflicts.needs(ctx, "--format", "audio_format", "is the format of the rendered audio: add --render", render or soundfont is not None)
+    if engine == "etude":
+        conflicts.not_with(ctx, "--engine etude", {"model": "--model", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens"},
+                           "they are MIDI-LLM settings")
+    if prompts_file is not None:
+        conflicts.not_with(ctx, "--prompts-file", {"force": "--force"}, "a batch never overwrites (rerun it to resume)")
     fields = dict(
         engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
         time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,

@@ -23,6 +23,7 @@ Examples:
 
 @gen.command("song", epilog=EXAMPLES)
 def gen_song(
+    ctx: typer.Context,
     description: Annotated[Optional[str], typer.Argument(help="What the song is: style, mood, subject.", show_default=False)] = None,
     lyrics: Annotated[Optional[str], typer.Option("--lyrics", help="Lyrics file with [verse]/[chorus]/[bridge] tags, or - for stdin.", show_default=False)] = None,
     tags: Annotated[Optional[str], typer.Option("--tags", help="Comma-separated style tags, e.g. 'electronic rap, 140BPM'.", show_default=False)] = None,
@@ -61,6 +62,13 @@ def gen_song(
     if count < 1 or count > 16:
         raise InputError(f"--count: must be 1..16 (got {count})")
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
+    from muse_cli.cli import conflicts
+
+    output = conflicts.output_in_out_dir(ctx, output, out_dir)
+    conflicts.needs(ctx, "--float", "float_wav", "writes 32-bit float WAV: it needs --format wav", (audio_format or "wav") == "wav")
+    if prompts_file is not None:
+        conflicts.not_with(ctx, "--prompts-file", {"force": "--force", "count": "--count"},
+                           "one song per line (repeat a line for more; a batch never overwrites)")
     fields = dict(
         lyrics=_read_lyrics(lyrics), tags=tags, describe_lyrics=describe_lyrics, instrumental=instrumental,
         duration=duration, steps=steps, guidance=guidance, scheduler=scheduler, cfg_type=cfg_type, omega=omega,

@@ -20,6 +20,7 @@ Examples:
 
 @app.command("render", epilog=EXAMPLES)
 def render(
+    ctx: typer.Context,
     files: Annotated[List[Path], typer.Argument(help="MIDI file(s) to render.", show_default=False)],
     soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) to render with FluidSynth.", show_default=False)] = None,
     audio_format: Annotated[Optional[str], typer.Option("--format", help="wav or flac (or the -o file's extension). [default: wav]", show_default=False)] = None,
@@ -50,6 +51,10 @@ def render(
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     audio_format = output_format(output, audio_format, ("wav", "flac"))
+    from muse_cli.cli import conflicts
+
+    output = conflicts.output_in_out_dir(ctx, output, out_dir)
+    conflicts.needs(ctx, "--target-lufs", "target_lufs", "is the target of --normalize loudness", normalize == "loudness")
     request = jobs.build(
         RenderRequest,
         soundfont=str(soundfont) if soundfont else None, format=audio_format, sample_rate=sample_rate,
