@@ -275,3 +275,38 @@ def test_gen_song_names_the_llm_and_acestep_in_one_go(tmp_path):
     error = done.stderr.strip().splitlines()[-2]
     assert "Qwen/Qwen2.5-7B-Instruct is not downloaded" in error and "ACE-Step is not installed" in error
     assert "ACE-Step/ACE-Step-v1-3.5B is not downloaded" in error
+
+
+def _complete(words: str, cword: int) -> list[str]:
+    env = dict(os.environ, _MUSE_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword))
+    done = subprocess.run([sys.executable, "-m", "muse_cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_shell_completion_completes_commands_and_options():
+    assert _complete("muse ge", 1) == ["gen"]
+    assert set(_complete("muse models ", 2)) >= {"pull", "list", "rm", "upload"}
+    assert "--onset-threshold" in _complete("muse analyze --onset", 2)
+
+
+def test_show_completion_prints_a_script_for_the_shell():
+    done = subprocess.run([sys.executable, "-m", "muse_cli", "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "_MUSE_COMPLETE" in done.stdout and "complete " in done.stdout
+
+
+def test_help_reads_like_a_person_wrote_it():
+    import re
+
+    for argv in (["analyze", "--help"], ["render", "--help"], ["gen", "midi", "--help"], ["serve", "--help"],
+                 ["batch", "--help"], ["models", "rm", "--help"], ["gen", "song", "--help"], ["gen", "audio", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "muse_cli", *argv], capture_output=True, text=True, timeout=60)
+        text = done.stdout + done.stderr
+        assert not re.search(r"<(str|int|float|path|list\[[^\]]*\]|int range|float range)>", text, re.I), (argv, text)
+        assert "{" not in text.split("Options:")[0], argv  # no {ARGUMENT}... in the usage line
+    done = subprocess.run([sys.executable, "-m", "muse_cli", "--help"], capture_output=True, text=True, timeout=60)
+    listed = [line.split()[0] for line in done.stdout.split("Commands:")[1].strip().splitlines()]
+    assert listed == ["gen", "analyze", "render", "batch", "models", "doctor", "deploy", "serve"]
+    epilog = subprocess.run([sys.executable, "-m", "muse_cli", "batch", "--help"], capture_output=True, text=True).stdout
+    assert "\n  Exit codes: 0 all ok" in epilog  # its own line, not wrapped into the one before

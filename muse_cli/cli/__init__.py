@@ -12,16 +12,29 @@ import typer
 
 from muse_cli import __version__
 
+from typer.core import TyperCommand, TyperGroup
+
+# The order a newcomer meets the commands in: make, study, convert, scale out, set up, serve.
+ORDER = ("gen", "analyze", "render", "batch", "models", "doctor", "deploy", "serve")
+
+
+class _Ordered(TyperGroup):
+    def list_commands(self, ctx):  # noqa: D102  (click's public hook for the listing order)
+        names = list(self.commands)
+        return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), names.index(n)))
+
+
 app = typer.Typer(
     name="muse",
+    cls=_Ordered,
     help="Generate and analyze music with real models, on Modal GPUs or on this machine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: rich's help renderer alone would triple start-up time
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
-gen = typer.Typer(help="Generate music: MIDI, audio, songs.", no_args_is_help=True)
+gen = typer.Typer(help="Generate music: MIDI, audio, songs.", no_args_is_help=True, cls=_Ordered)
 app.add_typer(gen, name="gen")
 
 
@@ -58,7 +71,9 @@ def run(argv: list[str]) -> int:
     from muse_cli.errors import ExitCode, MuseError
 
     try:
-        rv = app(args=argv, prog_name="muse", standalone_mode=False)
+        command = typer.main.get_command(app)
+        humanize(command)
+        rv = command(args=argv, prog_name="muse", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
     except MuseError as exc:
         ui = _ui()
@@ -99,6 +114,63 @@ def run(argv: list[str]) -> int:
         ui_module = sys.modules.get("muse_cli.ui")
         if ui_module is not None:
             ui_module.release()
+
+
+# Metavars people read: `--out-dir DIR`, not `--out-dir <path>`; by parameter name where the
+# name says more than the type, else the name itself in capitals.
+METAVARS = {
+    "out_dir": "DIR", "storage_dir": "DIR", "output": "FILE", "soundfont": "FILE", "melody": "FILE",
+    "continuation": "FILE", "lyrics": "FILE|-", "prompts_file": "FILE|-", "checkpoint": "FILE|NAME",
+    "duration": "SECONDS", "max_duration": "SECONDS", "timeout": "SECONDS", "extend_stride": "SECONDS",
+    "tempo": "BPM", "seed": "N", "count": "N", "concurrency": "N", "retries": "N", "bars": "N", "hands": "1|2",
+    "steps": "N", "max_tokens": "N", "top_k": "K", "top_p": "P", "port": "PORT", "host": "ADDRESS",
+    "time_signature": "N/N", "target_lufs": "LUFS", "minimum_note_length": "MS", "sample_rate": "HZ",
+    "cors_origin": "ORIGIN", "image": "NAME", "model": "MODEL", "token_env": "VAR", "fmt": "FORMAT",
+    "audio_format": "FORMAT", "default_model": "MODEL",
+}
+
+
+def _argument_name(param) -> str:
+    name = (param.metavar or param.name.upper()).removesuffix("...")
+    return name + ("..." if param.nargs != 1 else "")
+
+
+class _Command(TyperCommand):
+    """Usage and arguments as people write them: `FILE_OR_FOLDER...`, `[PROMPT]`, no type names."""
+
+    def collect_usage_pieces(self, ctx):  # click's public hook for the usage line
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx, formatter):  # click's public hook for the argument and option lists
+        args = [(_argument_name(p), p.help or "") for p in self.get_params(ctx)
+                if p.param_type_name == "argument" and not p.hidden]
+        opts = [r for p in self.get_params(ctx) if p.param_type_name == "option" for r in [p.get_help_record(ctx)] if r]
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+
+def humanize(command) -> None:
+    """Person-readable metavars and usage for every command (walks the tree once, imports nothing)."""
+    if type(command) is TyperCommand:
+        command.__class__ = _Command
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+            param.metavar = METAVARS.get(param.name, param.name.upper())
+        elif param.param_type_name == "argument":
+            param.metavar = param.name.upper() + ("..." if param.nargs == -1 else "")
+    for sub in getattr(command, "commands", {}).values():
+        humanize(sub)
 
 
 def _ui():

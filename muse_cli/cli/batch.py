@@ -17,6 +17,7 @@ Examples:
   cat jobs.jsonl | muse batch - --json > results.jsonl
   muse batch jobs.jsonl --out-dir out                 # again: finished jobs are skipped
 
+\b
 A line: {"kind": "audio", "id": "intro", "prompt": "jazz piano", "duration": 10}
 Fields are the command options' names (underscores); paths are relative to the jobs file.
 Exit codes: 0 all ok, 1 some failed (or another batch holds the out-dir: see --wait),
