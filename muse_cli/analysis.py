@@ -367,7 +367,7 @@ def _report(source, m: _Measured, request, scores, method, warnings) -> Analysis
         articulation=_articulation(m.notes),
         pedal=_pedal(m),
         timbre=_timbre(m),
-        notes=_notes(m.notes, request.notes),
+        notes=_notes(m.notes, request.notes, key),
         perceptual=scores,
         transcription=method,
         warnings=list(warnings),
@@ -483,8 +483,11 @@ def _timbre(m: _Measured) -> TimbreSection:
     )
 
 
-def _notes(notes: Sequence[Note], with_events: bool) -> NotesSection:
-    from muse_cli.music.theory import note_name
+def _notes(notes: Sequence[Note], with_events: bool, key: str | None = None) -> NotesSection:
+    """Note statistics; pitch names spelled in the estimated key (Eb in Bb major, not D#)."""
+    from muse_cli.music.theory import note_name, parse_key
+
+    spelled = parse_key(key.replace(" minor", "m").replace(" major", "")) if key else None
 
     if not notes:
         blank = {k: _m(None, u) for k, u in (("count", "notes"), ("density", "notes/s"), ("polyphony", "notes"),
@@ -502,8 +505,8 @@ def _notes(notes: Sequence[Note], with_events: bool) -> NotesSection:
         polyphony=_m(mean_poly, "notes", _band(mean_poly, [(1.5, "mostly a single line"), (3, "two or three voices")],
                                                "full chords and textures")),
         max_polyphony=_m(max_poly, "notes", None, 0),
-        lowest=_m(low, "MIDI note", note_name(low), 0),
-        highest=_m(high, "MIDI note", note_name(high), 0),
+        lowest=_m(low, "MIDI note", note_name(low, spelled), 0),
+        highest=_m(high, "MIDI note", note_name(high, spelled), 0),
         range=_m(high - low, "semitones", f"{(high - low) / 12:.1f} octaves", 0),
         events=events,
     )

@@ -168,8 +168,13 @@ def save_midi(
     command: str,
     render: Any | None = None,
     timings: dict[str, float] | None = None,
+    on_saved: Any = None,
 ) -> tuple[list[Saved], list[str]]:
-    """Write each sample as .mid (+ rendered audio) with its sidecar. Returns (saved, notices)."""
+    """Write each sample as .mid (+ rendered audio) with its sidecar. Returns (saved, notices).
+
+    `on_saved(item)` is called as each sample lands, so a caller can report it before the next
+    (rendering) starts: an interrupted run has listed everything it finished.
+    """
     saved: list[Saved] = []
     notices: list[str] = []
     count = len(result.samples)
@@ -201,6 +206,8 @@ def save_midi(
             record["render"] = render.model_dump()
         paths = write_group(target.numbered(index, count), files, record)
         saved.append(Saved(paths, {"engine": result.engine, "seed": sample.seed, "metadata": meta}))
+        if on_saved is not None:
+            on_saved(saved[-1])
     return saved, notices
 
 

@@ -28,6 +28,8 @@ class UI:
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
 
+    finished: int = 0  # results printed so far: what an interrupted run reports as done
+
     def __post_init__(self) -> None:
         from rich.console import Console
 
@@ -51,6 +53,7 @@ class UI:
             for path in paths or []:
                 self.stdout.write(f"{path}\n")
         self.stdout.flush()
+        self.finished += 1
 
     def print_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, default=str, indent=None) + "\n")

@@ -44,3 +44,19 @@ def test_estimate_key_on_silence_is_zero_confidence():
 def test_note_name():
     assert note_name(60) == "C4" and note_name(69) == "A4"
     assert Key(0, "major").relative == Key(9, "minor")
+
+
+def test_pitches_are_spelled_in_the_key():
+    bb = parse_key("Bb major")
+    assert note_name(63, bb) == "Eb4" and note_name(70, bb) == "Bb4" and note_name(66, bb) == "Gb4"
+    assert note_name(63, parse_key("E major")) == "D#4"
+    assert note_name(63) == "D#4"  # no key: sharps, as before
+    fsharp = parse_key("F# major")
+    assert note_name(65, fsharp) == "E#4"  # the seventh of F# major is E#, on the key F
+    assert note_name(59, parse_key("Ebm")) == "Cb4"  # Cb4 is the key B3: the octave follows the letter
+    for key in ALL_KEYS:  # every pitch gets a name that means that pitch
+        for pitch in range(21, 109):
+            name = note_name(pitch, key)
+            letter, octave = name[0], int(name.lstrip("ABCDEFG#b"))
+            assert (octave + 1) * 12 + {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[letter] \
+                + name.count("#") - name.count("b") == pitch, (key, pitch, name)

@@ -84,7 +84,10 @@ def run(argv: list[str]) -> int:
         ui.error(exc.message, exc.hint)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        _ui().error("interrupted")
+        done = _ui().finished
+        # One line a script can rely on; what finished is already on stdout, complete.
+        _ui().error(f"interrupted: {done} finished result{'s' if done != 1 else ''} listed on stdout, nothing half-written"
+                    if done else "interrupted: nothing finished, nothing half-written")
         return ExitCode.INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code

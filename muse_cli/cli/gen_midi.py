@@ -117,3 +117,4 @@ def gen_midi(
             f"{meta['key']}, {meta['tempo']:.0f} BPM ({result.engine}, seed {item.summary['seed']})"
         )
         ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})
+

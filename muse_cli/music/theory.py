@@ -129,9 +129,34 @@ def duration_weighted_pitch_classes(notes: Iterable[tuple[int, float]]) -> np.nd
 NOTE_NAMES_SHARP = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
-def note_name(pitch: int) -> str:
-    """MIDI pitch to scientific name: 60 -> 'C4'."""
-    return f"{NOTE_NAMES_SHARP[pitch % 12]}{pitch // 12 - 1}"
+NOTE_NAMES_FLAT = ["C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B"]
+_LETTERS = "CDEFGAB"
+
+
+def spelling(key: Key) -> dict[int, str]:
+    """Pitch class -> name in `key`: its scale on consecutive letters (Bb major: Bb C D Eb F G A),
+    the other five with the key's side of the circle of fifths (flats for flat keys)."""
+    tonic = key.name.split()[0]
+    letter = _LETTERS.index(tonic[0])
+    names: dict[int, str] = {}
+    for degree, step in enumerate(key.steps):
+        pc = (key.tonic + step) % 12
+        base = _LETTER_PC[_LETTERS[(letter + degree) % 7]]
+        shift = (pc - base + 6) % 12 - 6  # -2..+2 semitones from the natural letter
+        names[pc] = _LETTERS[(letter + degree) % 7] + ("#" * shift if shift > 0 else "b" * -shift)
+    flat_side = "b" in tonic or (tonic == "F" if key.mode == "major" else tonic in ("D", "G", "C", "F"))
+    chromatic = NOTE_NAMES_FLAT if flat_side else NOTE_NAMES_SHARP
+    return {pc: names.get(pc, chromatic[pc]) for pc in range(12)}
+
+
+def note_name(pitch: int, key: Key | None = None) -> str:
+    """MIDI pitch to scientific name: 60 -> 'C4'; spelled in `key` when given (63 in Bb major: 'Eb4').
+
+    The octave follows the letter, as in notation: B#3 and C4 are the same key on the piano.
+    """
+    name = spelling(key)[pitch % 12] if key is not None else NOTE_NAMES_SHARP[pitch % 12]
+    natural = pitch - (name.count("#") - name.count("b"))
+    return f"{name}{natural // 12 - 1}"
 
 
 def key_signature_accidentals(key: Key) -> int:
