@@ -523,13 +523,22 @@ def plot_png(analysis: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     report = analysis.report
-    fig = Figure(figsize=(11, 9), layout="constrained")
-    axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1, 1, 2])
-    _plot_waveform(axes[0], analysis.envelope, report.duration_s.value or 0.0)
-    _plot_curve(axes[1], report.loudness.curve, "loudness (LUFS, 3 s)", "no audio: loudness not measured")
-    _plot_curve(axes[2], report.timing.tempo_curve, "tempo (BPM)", "too few beats for a tempo curve")
-    _plot_roll(axes[3], analysis.notes)
-    axes[3].set_xlabel("time (s)")
+    names = plot_panels(analysis)
+    heights = {"waveform": 1, "loudness": 1, "tempo": 1, "notes": 2}
+    fig = Figure(figsize=(11, 2.25 * sum(heights[n] for n in names)), layout="constrained")
+    axes = fig.subplots(len(names), 1, sharex=True, height_ratios=[heights[n] for n in names], squeeze=False)[:, 0]
+    for ax, name in zip(axes, names):
+        if name == "waveform":
+            _plot_waveform(ax, analysis.envelope, report.duration_s.value or 0.0)
+        elif name == "loudness":
+            _plot_curve(ax, report.loudness.curve, "loudness (LUFS, 3 s)", "no audio: loudness not measured")
+        elif name == "tempo":
+            _plot_curve(ax, report.timing.tempo_curve, "tempo (BPM)", "too few beats for a tempo curve")
+            if report.timing.tempo_curve.values:
+                ax.set_ylim(*tempo_limits(report.timing.tempo_curve.values))
+        else:
+            _plot_roll(ax, analysis.notes)
+    axes[-1].set_xlabel("time (s)")
     title = f"{Path(report.source.name).name}  ·  {report.key or 'key ?'}"
     if report.tempo_bpm.value:
         title += f"  ·  {report.tempo_bpm.value:.0f} BPM"
@@ -537,6 +546,25 @@ def plot_png(analysis: Analysis) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
+
+
+def plot_panels(analysis: Analysis) -> list[str]:
+    """The panels a plot has: MIDI input has no waveform or loudness, so it gets no empty panels."""
+    audio = analysis.report.source.kind == "audio"
+    return (["waveform", "loudness"] if audio else []) + ["tempo", "notes"]
+
+
+TEMPO_AXIS_MIN_SPAN = 0.2
+"""The tempo axis spans at least 20% of the median tempo (about ±10%), so a steady take's 94-97 BPM
+wobble reads as the flat line it is; a real drift, wider than that, still fills the panel."""
+
+
+def tempo_limits(values: Sequence[float]) -> tuple[float, float]:
+    lo, hi = float(min(values)), float(max(values))
+    middle = float(np.median(values))
+    half = max((hi - lo) / 2 * 1.15, TEMPO_AXIS_MIN_SPAN * middle / 2, 1.0)
+    centre = (lo + hi) / 2 if hi - lo > TEMPO_AXIS_MIN_SPAN * middle else middle
+    return centre - half, centre + half
 
 
 def plot(analysis: Analysis, path: str | Path) -> Path:

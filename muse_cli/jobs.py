@@ -178,6 +178,10 @@ def save_midi(
     saved: list[Saved] = []
     notices: list[str] = []
     count = len(result.samples)
+    asked = request
+    if result.engine == "etude" and (request.engine, request.model) != ("etude", result.model):
+        # The request as it ran: the composer and its own model id, not MIDI-LLM's default id.
+        request = request.model_copy(update={"engine": "etude", "model": result.model})
     for index, sample in enumerate(result.samples):
         files = {".mid": sample.midi}
         times = dict(result.timings, **(timings or {}))
@@ -204,6 +208,8 @@ def save_midi(
         )
         if render is not None:
             record["render"] = render.model_dump()
+        if asked.engine != "etude" and request is not asked:
+            record["requested"] = {"engine": asked.engine, "model": asked.model}  # what was asked, kept
         paths = write_group(target.numbered(index, count), files, record)
         saved.append(Saved(paths, {"engine": result.engine, "seed": sample.seed, "metadata": meta}))
         if on_saved is not None:

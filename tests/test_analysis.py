@@ -228,6 +228,29 @@ def test_plot_of_midi_input_and_of_audio_without_notes(tmp_path):
     assert plot(audio, tmp_path / "p.png").stat().st_size > 10_000
 
 
+def test_midi_plot_has_no_empty_audio_panels():
+    import struct
+
+    from muse_cli.analysis import plot_panels
+
+    midi = analyze_source(midi_bytes(performance()), AnalyzeRequest(plot=True), name="p.mid")
+    audio = analyze_source(wav("steady"), AnalyzeRequest(transcribe=False, plot=True), name="p.wav")
+    assert plot_panels(midi) == ["tempo", "notes"]
+    assert plot_panels(audio) == ["waveform", "loudness", "tempo", "notes"]
+    height = lambda png: struct.unpack(">II", png[16:24])[1]  # noqa: E731  (PNG IHDR: width, height)
+    assert height(midi.png) < 0.7 * height(audio.png)  # the panels are gone, not drawn empty
+
+
+def test_tempo_axis_shows_a_steady_take_as_steady():
+    from muse_cli.analysis import tempo_limits
+
+    lo, hi = tempo_limits([95.0, 96.5, 94.0, 97.0, 95.5])
+    assert hi - lo >= 0.2 * 95.5 and lo < 94 and hi > 97  # the wobble fills under a sixth of the axis
+    assert (97 - 94) / (hi - lo) < 1 / 6
+    lo, hi = tempo_limits([80.0, 90.0, 100.0, 110.0, 120.0])  # a real accelerando keeps the panel
+    assert lo <= 80 and hi >= 120 and (120 - 80) / (hi - lo) > 0.8
+
+
 def test_perceptual_scores_are_carried_for_audio_only():
     seen = []
 

@@ -310,3 +310,16 @@ def test_help_reads_like_a_person_wrote_it():
     assert listed == ["gen", "analyze", "render", "batch", "models", "doctor", "deploy", "serve"]
     epilog = subprocess.run([sys.executable, "-m", "muse_cli", "batch", "--help"], capture_output=True, text=True).stdout
     assert "\n  Exit codes: 0 all ok" in epilog  # its own line, not wrapped into the one before
+
+
+def test_etude_sidecar_records_the_composer_not_midi_llm(run_cli, tmp_path):
+    code, out, err = run_cli("gen", "midi", "--backend", "local", "--seed", "2")
+    assert code == 0, err
+    record = json.loads((tmp_path / out.strip()).with_suffix(".json").read_text())
+    assert record["engine"] == "etude" and record["request"]["engine"] == "etude"
+    assert record["request"]["model"] == record["model"] == "etude-1"
+    assert record["requested"] == {"engine": "auto", "model": "slseanwu/MIDI-LLM_Llama-3.2-1B"}
+    code, out, err = run_cli("gen", "midi", "--engine", "etude", "--seed", "2", "-o", "plain.mid")
+    record = json.loads((tmp_path / "plain.json").read_text())
+    assert record["request"]["model"] == "etude-1" and "requested" not in record
+
