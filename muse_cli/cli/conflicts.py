@@ -8,6 +8,7 @@ or the combination that would ignore it exits 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -29,7 +30,7 @@ def needs(ctx, option: str, param: str, requirement: str, present: bool) -> None
         refuse(f"{option} {requirement}")
 
 
-def output_in_out_dir(ctx, output: Path | None, out_dir: Path | None) -> Path | None:
+def output_in_out_dir(ctx, output: str | None, out_dir: Path | None) -> str | Path | None:
     """-o FILE with --out-dir DIR: a relative FILE goes into DIR (as yt-dlp's -o inside -P).
 
     An absolute FILE and a typed --out-dir name two different places: refused. (An absolute FILE
@@ -42,7 +43,8 @@ def output_in_out_dir(ctx, output: Path | None, out_dir: Path | None) -> Path | 
         if typed(ctx, "out_dir"):
             refuse(f"-o/--output {str(output)!r} is an absolute path and --out-dir names another folder: give one of them")
         return out
-    return Path(out_dir).expanduser() / out
+    joined = str(Path(out_dir).expanduser() / out)
+    return joined + os.sep if str(output).endswith(("/", os.sep)) else joined  # `-o takes/` stays a folder
 
 
 def not_with(ctx, given: str, options: dict[str, str], why: str) -> None:
