@@ -99,6 +99,7 @@ TUNE = ("analyze", "tune.mid", "--backend", "local")
 BATCH = ("batch", "jobs.jsonl", "--out-dir", "b", "--backend", "local")
 BATCH_REMOTE = ("batch", "remote.jsonl", "--out-dir", "b", "--backend", "modal", "--retries", "0", "--concurrency", "1")
 DEPLOY = ("deploy", "--dry-run")
+CONVERT = ("models", "convert", "piano", "ck.pkl", "out.safetensors")
 
 CASES: dict[tuple[str, str], list[Any]] = {
     ("", "--version"): [Effect((), ("--version",))],
@@ -197,6 +198,7 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("render", "--normalize"): [Effect(RENDER, ("--normalize", "peak"))],
     ("render", "--target-lufs"): [Effect(RENDER, ("--target-lufs", "-20")),
                                   Refused((*RENDER, "--normalize", "peak"), ("--target-lufs", "-20"), "--target-lufs")],
+    ("render", "--max-duration"): [Effect(RENDER, ("--max-duration", "0.5"))],
     ("render", "--output"): [Effect(RENDER, ("-o", "out.wav"))],
     ("render", "--out-dir"): [Effect(RENDER, ("--out-dir", "sub")), Effect((*RENDER, "-o", "out.wav"), ("--out-dir", "sub"))],
     ("render", "--force"): [Effect(RENDER, ("--force",), setup=_existing("tune.wav"))],
@@ -220,6 +222,7 @@ CASES: dict[tuple[str, str], list[Any]] = {
                                        Refused(TUNE, ("--frame-threshold", "0.6"), "--frame-threshold")],
     ("analyze", "--minimum-note-length"): [Effect(TAKE, ("--minimum-note-length", "400"), needs="transcription"),
                                            Refused(TUNE, ("--minimum-note-length", "400"), "--minimum-note-length")],
+    ("analyze", "--score"): [Effect(TUNE, ("--score", "tune.mid"))],
     ("analyze", "--out-dir"): [Effect(TUNE, ("--out-dir", "reports"))],
     ("analyze", "--force"): [Effect(TUNE, ("--force",), setup=_existing("tune.analysis.json"))],
     ("analyze", "--backend"): [Effect(TUNE + ("--plot",), ("--backend", "modal")), Effect(TAKE, ("--backend", "modal"))],
@@ -234,6 +237,8 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("batch", "--kind"): [Effect(("batch", "kindless.jsonl", "--out-dir", "b", "--backend", "local"), ("--kind", "midi"))],
     ("batch", "--format"): [Effect(("batch", "csv.jsonl", "--out-dir", "b", "--backend", "local"), ("--format", "csv"))],
     ("batch", "--dry-run"): [Effect(BATCH, ("--dry-run",))],
+    ("batch", "--wait"): [Elsewhere("waits only while another run holds the folder's lock: two real processes in "
+                                    "tests/test_files_safety.py::test_a_second_batch_on_the_same_folder_exits_at_once_or_waits")],
     ("batch", "--out-dir"): [Effect(BATCH, ("--out-dir", "c"))],
     ("batch", "--backend"): [Effect(BATCH_REMOTE, ("--backend", "local"))],
     ("batch", "--json"): [Effect(BATCH, ("--json",))],
@@ -266,6 +271,12 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("models rm", "--json"): [Effect(("models", "rm", "piano/a.msgpack", "--yes"), ("--json",), setup=_existing("cache/piano/a.msgpack"))],
     ("models rm", "--quiet"): [Effect(("models", "rm", "piano/a.msgpack", "--yes"), ("-q",), setup=_existing("cache/piano/a.msgpack"))],
     ("models rm", "--debug"): [Effect(("models", "rm", "nothing"), ("--debug",))],
+    ("models convert", "--trust-checkpoint"): [Effect(CONVERT, ("--trust-checkpoint",), setup=_pickle("ck.pkl"))],
+    ("models convert", "--debug"): [Effect((*CONVERT, "--trust-checkpoint"), ("--debug",), setup=_pickle("ck.pkl"))],
+    **{("models convert", opt): [Elsewhere(f"{opt} acts on a converted checkpoint: tests/test_piano.py converts a "
+                                           "CrescendAI-layout model (test_crescendai_scores_equal_an_independent_forward, "
+                                           "test_convert_rejects_bad_targets_before_writing)")]
+       for opt in ("--force", "--json", "--quiet")},
     ("models upload", "--trust-checkpoint"): [Effect(("models", "upload", "piano", "ck.pkl"), ("--trust-checkpoint",), setup=_pickle("ck.pkl"))],
     ("models upload", "--name"): [Elsewhere("names the file on the Modal Volume: needs a Modal workspace")],
     ("models upload", "--force"): [Elsewhere("replaces a file on the Modal Volume: needs a Modal workspace")],
@@ -276,6 +287,9 @@ CASES: dict[tuple[str, str], list[Any]] = {
     **{("serve", opt): [Elsewhere("muse serve options are exercised against a running server in tests/test_web.py")]
        for opt in ("--host", "--port", "--token-env", "--backend", "--storage-dir", "--model", "--default-model",
                    "--cors-origin", "--quiet", "--debug")},
+    **{("serve", opt): [Elsewhere("exercised against a running muse serve in tests/test_serve.py (read deadlines, "
+                                  "connection limit) and tests/test_storage.py (S3 storage on a loopback moto server)")]
+       for opt in ("--max-connections", "--read-timeout", "--s3-endpoint", "--storage")},
 }
 
 
