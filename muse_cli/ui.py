@@ -73,8 +73,11 @@ class UI:
         if not self.quiet:
             self.console.print(f"note: {message}", style="cyan", markup=False)
 
-    def warn(self, message: str) -> None:
-        self.console.print(f"warning: {message}", style="yellow", markup=False)
+    def warn(self, message: str, always: bool = False) -> None:
+        """--quiet drops warnings (nothing on stderr but errors), except `always` ones: a fact
+        shown once and never again, such as a newly created API token."""
+        if always or not self.quiet:
+            self.console.print(f"warning: {message}", style="yellow", markup=False)
 
     def error(self, message: str, hint: str | None = None) -> None:
         self.console.print(f"error: {message}", style="bold red", markup=False)

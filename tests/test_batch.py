@@ -352,3 +352,13 @@ def test_interrupted_and_killed_runs_resume_to_exactly_once(tmp_path):
     finished_now = [json.loads(x) for x in done.stdout.splitlines()]  # --json: one object per job run now
     assert finished_now and all(o["status"] == "ok" for o in finished_now)
     assert {o["hash"] for o in finished_now} == {e["hash"] for e in entries[-len(finished_now):]}
+
+
+def test_batch_says_when_midi_llm_falls_back_and_quiet_silences_warnings(run_cli, tmp_path):
+    jobs = tmp_path / "j.jsonl"
+    jobs.write_text('{"kind":"midi","prompt":"a calm waltz","seed":1}\n{"kind":"midi","difficulty":"hard"}\n')
+    code, out, err = run_cli("batch", str(jobs), "--backend", "local", "--out-dir", "a", "--skip-invalid")
+    assert code == 0 and out.strip().endswith(".mid")
+    assert err.count("using the built-in etude composer") == 1 and "warning: line 2" in err
+    code, out, err = run_cli("batch", str(jobs), "--backend", "local", "--out-dir", "b", "--skip-invalid", "-q")
+    assert code == 0 and out.strip().endswith(".mid") and err == ""

@@ -209,6 +209,7 @@ class _Display:
         self.ui, self.total, self.folder, self.done, self.running = ui, total, folder, 0, 0
         self._bar: Any = None
         self._task: Any = None
+        self._noticed: set[str] = set()
 
     def __enter__(self) -> "_Display":
         if self.ui.interactive:
@@ -246,7 +247,11 @@ class _Display:
         elif entry["status"] == "ok":
             self.ui.info(line)
         else:
-            self.ui.warn(line)
+            self.ui.error(line)  # a failed job is an error: shown under --quiet too
+        for notice in entry.get("notices") or []:  # e.g. the MIDI-LLM fallback: once per batch
+            if notice not in self._noticed:
+                self._noticed.add(notice)
+                self.ui.notice(notice)
         paths = [str(self.folder / n) for n in entry["outputs"]]  # the manifest keeps bare names
         if self.ui.json:
             self.ui.print_json({**entry, "outputs": paths, "sidecars": [str(self.folder / n) for n in entry["sidecars"]]})

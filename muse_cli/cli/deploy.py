@@ -45,10 +45,10 @@ def deploy(
     created: dict[str, str] = {}
 
     def keep(name: str, assignment: str) -> None:
-        # A token is shown once and never again: -q must not drop it, so it is a warning (always on
-        # stderr), printed at once in case the deploy then fails, and part of the --json result.
+        # A token is shown once and never again: -q must not drop it, so it is an `always` warning
+        # on stderr, printed at once in case the deploy then fails, and part of the --json result.
         created[name] = assignment
-        ui.warn(f"created the Modal Secret {name} with {assignment}: keep it, the HTTP API asks for it and Modal will not show it again")
+        ui.warn(f"created the Modal Secret {name} with {assignment}: keep it, the HTTP API asks for it and Modal will not show it again", always=True)
 
     with ui.progress("deploying the muse app to Modal (building images the first time takes minutes)"):
         url = deploy_app(show_logs=ui.interactive, on_secret=keep)
