@@ -212,13 +212,9 @@ def models_upload(
 ) -> None:
     """Check a checkpoint here, then upload it to the muse weights Volume on Modal."""
     from muse_cli import ui as ui_mod
-    from muse_cli.errors import InputError
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
-    if kind != "piano":
-        raise InputError(f"unknown checkpoint kind {kind!r}: only 'piano' takes uploaded checkpoints")
-    if not path.is_file():
-        raise InputError(f"checkpoint {str(path)!r}: no such file")
+    _check_piano_file(kind, path, "uploaded")
     from muse_cli.engines.piano import validate_checkpoint
 
     fmt = validate_checkpoint(path, trust=trust_checkpoint)  # wrong shapes or pickle: exit 2 before upload
@@ -245,13 +241,9 @@ def models_convert(
     Example: muse models convert piano final_finetuned_model.pkl percepiano-ast.safetensors --trust-checkpoint
     """
     from muse_cli import ui as ui_mod
-    from muse_cli.errors import InputError
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
-    if kind != "piano":
-        raise InputError(f"unknown checkpoint kind {kind!r}: only 'piano' takes converted checkpoints")
-    if not source.is_file():
-        raise InputError(f"checkpoint {str(source)!r}: no such file")
+    _check_piano_file(kind, source, "converted")
     from muse_cli.engines.piano import convert_checkpoint
 
     checkpoint, written = convert_checkpoint(source, target, trust=trust_checkpoint, force=force)
@@ -261,3 +253,13 @@ def models_convert(
         "kind": kind, "source": str(source), "source_format": checkpoint.format, "layout": c.layout,
         "path": str(written), "format": written.suffix.lstrip("."), "config": checkpoint.meta.to_dict(),
     })
+
+
+def _check_piano_file(kind: str, path: Path, verb: str) -> None:
+    """Only piano checkpoints are uploaded or converted, and the file must exist: exit 2 otherwise."""
+    from muse_cli.errors import InputError
+
+    if kind != "piano":
+        raise InputError(f"unknown checkpoint kind {kind!r}: only 'piano' takes {verb} checkpoints")
+    if not path.is_file():
+        raise InputError(f"checkpoint {str(path)!r}: no such file")
