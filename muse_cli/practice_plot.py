@@ -31,7 +31,7 @@ def practice_png(score: Score, played: Sequence[PlayedNote], al: Alignment, sect
     width = float(np.clip(6 + len(score.bars) * 0.35, 11, 40))
     fig = Figure(figsize=(width, 7.5), layout="constrained")
     roll, timing = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    to_score = lambda t: float(np.interp(t, al.map_perf, al.map_score))  # noqa: E731
+    to_score = _warp(al.map_perf, al.map_score)
     pitches = [n.pitch for n in score.notes] + [p.pitch for p in played]
     _draw_roll(roll, score, played, al, to_score)
     roll.set_ylim(min(pitches) - 1.5, max(pitches) + 1.5)
@@ -44,7 +44,7 @@ def practice_png(score: Score, played: Sequence[PlayedNote], al: Alignment, sect
         Patch(facecolor=COLOURS["extra"], label="extra note"),
         Patch(facecolor="none", edgecolor=COLOURS["missed"], linewidth=2, label="missed"),
     ]
-    fig.legend(handles=handles, loc="outside upper center", fontsize=8, ncols=5, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=5, frameon=False)
     _draw_timing(timing, score, al, section)
     _bar_axis(timing, score)
     for ax in (roll, timing):
@@ -55,6 +55,23 @@ def practice_png(score: Score, played: Sequence[PlayedNote], al: Alignment, sect
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
+
+
+def _warp(map_perf: Sequence[float], map_score: Sequence[float]):
+    """Performance time -> score time along the alignment's map, extended past both ends at the
+    map's overall rate, so the last note's release is not clamped onto its onset."""
+    xp, fp = np.asarray(map_perf, dtype=float), np.asarray(map_score, dtype=float)
+    span = xp[-1] - xp[0] if len(xp) > 1 else 0.0
+    rate = (fp[-1] - fp[0]) / span if span > 0 else 1.0
+
+    def to_score(t: float) -> float:
+        if t > xp[-1]:
+            return float(fp[-1] + (t - xp[-1]) * rate)
+        if t < xp[0]:
+            return float(fp[0] - (xp[0] - t) * rate)
+        return float(np.interp(t, xp, fp))
+
+    return to_score
 
 
 def _box(onset: float, offset: float, pitch: float, pad: float = 0.38):

@@ -332,3 +332,13 @@ def test_http_analyze_takes_a_score(tmp_path):
     assert bad.status_code == 422 and "neither MIDI nor MusicXML" in bad.text
     plain = client.post("/v1/analyze", files={"file": files["file"]}, headers=auth)
     assert plain.status_code == 200 and plain.json()["score"] is None
+
+
+def test_the_plot_maps_a_last_note_release_past_the_alignment_map():
+    """The alignment map ends at the last onset; the last note's release must not collapse onto it."""
+    from muse_cli.practice_plot import _warp
+
+    to_score = _warp([0.0, 1.0, 2.0], [0.0, 2.0, 4.0])  # the take runs at half the score's speed
+    assert to_score(1.5) == 3.0
+    assert to_score(3.0) == 6.0 and to_score(-0.5) == -1.0
+    assert _warp([1.0], [2.0])(1.5) == 2.5  # a one-point map: unit rate
