@@ -27,7 +27,7 @@ def gen_song(
     description: Annotated[Optional[str], typer.Argument(help="What the song is: style, mood, subject.", show_default=False)] = None,
     lyrics: Annotated[Optional[str], typer.Option("--lyrics", help="Lyrics file with [verse]/[chorus]/[bridge] tags, or - for stdin.", show_default=False)] = None,
     tags: Annotated[Optional[str], typer.Option("--tags", help="Comma-separated style tags, e.g. 'electronic rap, 140BPM'.", show_default=False)] = None,
-    describe_lyrics: Annotated[Optional[str], typer.Option("--describe-lyrics", help="What the LLM's lyrics should be about.", show_default=False)] = None,
+    describe_lyrics: Annotated[Optional[str], typer.Option("--describe-lyrics", metavar="TEXT", help="What the LLM's lyrics should be about.", show_default=False)] = None,
     instrumental: Annotated[bool, typer.Option("--instrumental", help="No vocals: lyrics become [instrumental].")] = False,
     duration: Annotated[float, typer.Option("-d", "--duration", help="Seconds (1..240).")] = 180.0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (1..200). [default: 60]", show_default=False)] = None,
