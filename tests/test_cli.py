@@ -175,6 +175,23 @@ def test_doctor_human(run_cli):
     assert code == 0 and "modal credentials" in out and "capabilities" in out
 
 
+def test_doctor_prints_extras_in_fixes_as_written(run_cli, monkeypatch):
+    """A fix such as pip install 'muse-cli[analysis]' must not lose its [analysis] to rich markup."""
+    from muse_cli import diagnostics
+
+    real = diagnostics.collect
+
+    def collect(timeout):
+        report = real(timeout=timeout)
+        report["capabilities"][0].update(ready=False, missing=["librosa [x] is not installed"],
+                                         fix="pip install 'muse-cli[analysis]'")
+        return report
+
+    monkeypatch.setattr(diagnostics, "collect", collect)
+    code, out, _ = run_cli("doctor", "--timeout", "1")
+    assert code == 0 and "pip install 'muse-cli[analysis]'" in out and "librosa [x] is not installed" in out
+
+
 def test_doctor_report_goes_to_a_file(tmp_path):
     """`muse doctor > report.txt` writes the whole report; stderr stays empty."""
     report = tmp_path / "report.txt"

@@ -27,6 +27,7 @@ def doctor(
         ui.print_json(report)
         return
     from rich.console import Console
+    from rich.markup import escape as esc
     from rich.table import Table
 
     # The report is the result: stdout, full width when redirected to a file.
@@ -42,17 +43,20 @@ def doctor(
     ready.add_column("capability", style="bold")
     ready.add_column("state", overflow="fold")
     for row in report["capabilities"]:
-        state = "[green]ready[/green]" if row["ready"] else f"[yellow]{'; '.join(row['missing'])}[/yellow]\n  run: {row['fix']}"
+        # Escaped: fixes name extras such as muse-cli[analysis], which rich would read as markup.
+        state = "[green]ready[/green]" if row["ready"] else f"[yellow]{esc('; '.join(row['missing']))}[/yellow]\n  run: {esc(row['fix'])}"
         ready.add_row(row["capability"], state)
     console.print()
     console.print(ready)
 
 
 def _rows(report: dict) -> list[tuple[str, str]]:
+    from rich.markup import escape as esc
+
     from muse_cli.cache import human_size
 
     def yes(flag: bool, good: str = "yes", bad: str = "no") -> str:
-        return f"[green]{good}[/green]" if flag else f"[yellow]{bad}[/yellow]"
+        return f"[green]{esc(good)}[/green]" if flag else f"[yellow]{esc(bad)}[/yellow]"
 
     modal = report["modal"]
     app_state = modal["app"]
@@ -61,24 +65,24 @@ def _rows(report: dict) -> list[tuple[str, str]]:
         app = (f"{app}: deployed {app_state['deployed_version']} (protocol {app_state['deployed_protocol']}), "
                f"client {app_state['client_version']} (protocol {app_state['client_protocol']})")
     rows = [
-        ("muse", report["muse_version"]),
-        ("python", f"{report['python']} ({report['platform']})"),
-        ("backend (auto)", report["backend_auto"]),
+        ("muse", esc(report["muse_version"])),
+        ("python", esc(f"{report['python']} ({report['platform']})")),
+        ("backend (auto)", esc(report["backend_auto"])),
         ("modal credentials", yes(modal["credentials"], "found", "not found (run modal setup)")),
         ("modal api", yes(modal["reachable"], f"reachable {modal['server']}", f"unreachable {modal['server']}")),
-        ("muse app", app),
+        ("muse app", esc(app)),
     ]
     for name, version in report["runtimes"].items():
-        rows.append((name, f"[green]{version}[/green]" if version else "[dim]not installed[/dim]"))
-    rows.append(("cuda", report["cuda"] or "[dim]none[/dim]"))
-    rows.append(("transcription model", report["transcription_model"] or "[yellow]not downloaded (muse models pull transcription)[/yellow]"))
+        rows.append((name, f"[green]{esc(version)}[/green]" if version else "[dim]not installed[/dim]"))
+    rows.append(("cuda", esc(report["cuda"] or "") or "[dim]none[/dim]"))
+    rows.append(("transcription model", esc(report["transcription_model"] or "") or "[yellow]not downloaded (muse models pull transcription)[/yellow]"))
     fluid = report["fluidsynth"]
     rows.append(("fluidsynth", yes(fluid["available"], "available", "not available")))
-    rows.append(("soundfonts", ", ".join(fluid["soundfonts"]) or "[dim]none in the usual folders (pass --soundfont FILE)[/dim]"))
+    rows.append(("soundfonts", esc(", ".join(fluid["soundfonts"])) or "[dim]none in the usual folders (pass --soundfont FILE)[/dim]"))
     for name, path in report["caches"].items():
-        rows.append((name, path))
+        rows.append((name, esc(str(path))))
     cached = report["cached_models"]
     rows.append(("cached models", f"{len(cached)}, {human_size(sum(c['size_bytes'] for c in cached))}" if cached else "[dim]none[/dim]"))
     for item in cached:
-        rows.append((f"  {item['name']}", f"{human_size(item['size_bytes'])}  {item['path']}"))
+        rows.append((f"  {item['name']}", esc(f"{human_size(item['size_bytes'])}  {item['path']}")))
     return rows
