@@ -89,8 +89,13 @@ def analyze_source(
     """
     from muse_cli import practice
 
+    from muse_cli import readiness
+
     data, label = _read_source(source, name)
     score = practice.read_request_score(request)  # a bad score is refused before any model runs
+    audio = isinstance(data, Path) or not _is_midi(data, label)
+    readiness.require("analysis", readiness.analysis(audio=audio, plot=request.plot),
+                      modal_route=False)
     if isinstance(data, Path):  # audio on disk is decoded from the file, block by block
         analysis = _analyze_audio(data, label, request, perceptual, progress)
     elif _is_midi(data, label):

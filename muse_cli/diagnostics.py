@@ -81,6 +81,7 @@ def capabilities(modal: dict[str, Any]) -> list[dict[str, Any]]:
         ("gen midi: MIDI-LLM (local)", r.midi_llm()),
         ("gen audio: MusicGen small (local)", r.musicgen("small")),
         ("gen song (local, with cover art)", r.song(llm=True, cover=True)),
+        ("analyze: descriptors and plots", r.analysis(audio=True, plot=True)),
         ("analyze: note transcription", r.transcription()),
         ("analyze: perceptual scores", r.perceptual()),
         ("render: SoundFonts (FluidSynth)", r.fluidsynth()),

@@ -109,6 +109,12 @@ def transcription() -> list[Gap]:
     return gaps
 
 
+def analysis(*, audio: bool = True, plot: bool = False) -> list[Gap]:
+    """Descriptors of audio resample with soxr; --plot draws with matplotlib (both in [analysis])."""
+    missing = [m for m, needed in (("soxr", audio), ("matplotlib", plot)) if needed and _missing(m)]
+    return [Gap(f"{', '.join(missing)} not installed", "pip install 'muse-cli[analysis]'")] if missing else []
+
+
 def perceptual() -> list[Gap]:
     from muse_cli.engines.piano import resolve_checkpoint
 

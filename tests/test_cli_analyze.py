@@ -84,3 +84,24 @@ def test_single_bad_input_exits_2(run_cli, tmp_path, make, needle):
 def test_explicit_missing_checkpoint_is_an_error(run_cli, performance):
     code, _, err = run_cli("analyze", str(performance), "--no-transcribe", "--checkpoint", "/nope/model.msgpack")
     assert code in (1, 2) and "checkpoint" in err
+
+
+def test_missing_analysis_packages_are_listed_in_one_line_before_decoding(run_cli, performance, monkeypatch):
+    """Without the [analysis] extra, audio analysis names every missing package at once (exit 1),
+    instead of an 'unexpected ModuleNotFoundError'."""
+    from muse_cli import readiness
+
+    real = readiness._missing
+    monkeypatch.setattr(readiness, "_missing", lambda m: m in ("soxr", "matplotlib") or real(m))
+    code, out, err = run_cli("analyze", str(performance), "--plot", "--backend", "local")
+    assert code == 1 and out == ""
+    assert "soxr, matplotlib not installed" in err and "pip install 'muse-cli[analysis]'" in err
+    assert "unexpected" not in err
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100)
+    piano = pretty_midi.Instrument(0)
+    piano.notes += [pretty_midi.Note(velocity=80, pitch=60 + i, start=i * 0.5, end=i * 0.5 + 0.4) for i in range(12)]
+    pm.instruments.append(piano)
+    midi = performance.with_suffix(".mid")
+    pm.write(str(midi))
+    code, out, err = run_cli("analyze", str(midi), "--backend", "local")  # MIDI needs neither
+    assert code == 0, err
