@@ -32,7 +32,7 @@ def analyze(
     plot: Annotated[bool, typer.Option("--plot", help="Write <stem>.analysis.png: waveform, loudness, tempo, piano roll.")] = False,
     max_duration: Annotated[float, typer.Option("--max-duration", help="Longest input in seconds.")] = 1800.0,
     checkpoint: Annotated[Optional[str], typer.Option(help="Perceptual model checkpoint: a local file, or a name uploaded with `muse models upload piano`.", show_default=False)] = None,
-    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")] = False,
+    trust_checkpoint: o.TrustCheckpoint = False,
     score: Annotated[Optional[Path], typer.Option("--score", metavar="FILE", help="The score played (MIDI or MusicXML): wrong, missed and extra notes, timing, tempo, per bar (docs/practice.md).", show_default=False)] = None,
     onset_threshold: Annotated[float, typer.Option("--onset-threshold", metavar="0..1", help="Transcription: onset confidence (0..1) a note must reach to start.")] = 0.5,
     frame_threshold: Annotated[float, typer.Option("--frame-threshold", metavar="0..1", help="Transcription: note confidence (0..1) below which a note ends.")] = 0.3,

@@ -17,3 +17,4 @@ Backend = Annotated[str, typer.Option("--backend", envvar="MUSE_BACKEND", help="
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per result on stdout.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress or notes on stderr; only results and errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+TrustCheckpoint = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")]
