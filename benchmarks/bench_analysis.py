@@ -63,7 +63,7 @@ def timed(data: bytes, request, repeats: int) -> tuple[float, float]:
 
     CPU time is printed too because on a shared machine the wall clock measures the neighbours.
     """
-    from muse_cli.analysis import analyze_source
+    from muse_cli.pipelines.analysis import analyze_source
 
     wall = cpu = float("inf")
     for _ in range(repeats):

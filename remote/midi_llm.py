@@ -14,7 +14,7 @@ import os
 
 import modal
 
-from muse_cli.catalog import gpu_for
+from muse_cli.ops.catalog import gpu_for
 from remote import common
 from remote.app import app
 from remote.images import image, weights_volume

@@ -1,7 +1,7 @@
 """MusicGen on Modal: `MusicGen` (EnCodec decoder) and `MusicGenMBD` (MultiBandDiffusion decoder).
 
 Both wrap `muse_cli.engines.musicgen.MusicGenEngine`; no model logic lives here. The client picks
-the GPU per model from muse_cli.catalog (`Cls.with_options(gpu=...)`); the deployed default is the
+the GPU per model from muse_cli.ops.catalog (`Cls.with_options(gpu=...)`); the deployed default is the
 catalog's GPU for the default model. Weights live on the shared volume (HF_HUB_CACHE points into
 it); a model missing there is downloaded on first use and kept.
 
@@ -12,7 +12,7 @@ pins its runtime dependencies itself, with av 12.3 (cp311 manylinux wheels) inst
 
 import modal
 
-from muse_cli.catalog import gpu_for
+from muse_cli.ops.catalog import gpu_for
 from remote import common
 from remote.app import app
 from remote.images import image, weights_volume

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import modal
 
-from muse_cli.catalog import gpu_for
+from muse_cli.ops.catalog import gpu_for
 from remote import common
 from remote.app import app
 from remote.images import WEIGHTS_DIR, image

@@ -1,6 +1,6 @@
 """Songs on Modal: AceStep (text-to-music), LyricsLLM (tags, lyrics, genres), CoverArt (SDXL-Turbo).
 
-The client-side song orchestration (muse_cli/song.py) calls these three classes, diffusion,
+The client-side song orchestration (muse_cli/pipelines/song.py) calls these three classes, diffusion,
 cover and categories at the same time. Each image is its own: ACE-Step pins transformers 4.50
 and is installed from its git repository at a fixed commit; the LLM and cover images pin newer
 libraries. Weights download once into the shared Volume (HF_HUB_CACHE points there).
@@ -11,7 +11,7 @@ snapshot would restore a model living on the CPU.
 
 import modal
 
-from muse_cli.catalog import gpu_for
+from muse_cli.ops.catalog import gpu_for
 from muse_cli.engines.acestep import (  # light: no torch at import
     ACESTEP_COMMIT,
     ACESTEP_REPO,

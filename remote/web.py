@@ -72,15 +72,14 @@ def validate(contract: Any, fields: dict[str, Any]) -> Any:
 
 def run_job(kind_name: str, fields: dict[str, Any], backend: Any) -> tuple[Any, Any]:
     """Validate, check and run one job of `jobs.KINDS`; returns (request, Outcome)."""
-    from muse_cli import jobs
     from muse_cli.errors import MuseError
+    from muse_cli.kinds import KINDS
     from muse_cli.progress import null_progress
 
-    kind = jobs.KINDS[kind_name]
-    request = validate(kind.request_type(), fields)
+    kind = KINDS[kind_name]
+    request = validate(kind.request_type, fields)
     try:
-        if kind.check is not None:
-            kind.check(request)
+        kind.check(request)
         return request, kind.run(request, backend, null_progress)
     except MuseError as exc:
         raise from_muse_error(exc) from None
@@ -128,10 +127,10 @@ def local_models(aliases: Mapping[str, str]) -> dict[str, list[str]]:
     """What the local backend can run right now, per endpoint (no loading, no network)."""
     import importlib.util
 
-    from muse_cli import jobs
     from muse_cli.contracts import MUSICGEN_MODELS, MidiRequest
+    from muse_cli.kinds.midi import midi_llm_cached
 
-    midi = ["etude"] + (["midi-llm"] if jobs.midi_llm_cached(MidiRequest().model) else [])
+    midi = ["etude"] + (["midi-llm"] if midi_llm_cached(MidiRequest().model) else [])
     audio = sorted(aliases)
     if importlib.util.find_spec("torch") and importlib.util.find_spec("transformers"):
         try:
@@ -504,7 +503,7 @@ def create_app(
                                             description=analyze_defaults["max_duration"].description)] = 1800.0,
     ) -> dict[str, Any]:
         """Analyse an uploaded performance: the `muse analyze` JSON report."""
-        from muse_cli.analysis import client_duration_problem
+        from muse_cli.pipelines.analysis import client_duration_problem
 
         if problem := client_duration_problem(max_duration):
             raise invalid([{"field": "max_duration", "message": problem}])

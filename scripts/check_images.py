@@ -22,7 +22,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=4, help="images resolved at once")
     args = parser.parse_args()
 
-    from muse_cli import deploy_check
+    from muse_cli.ops import deploy_check
     from muse_cli import ui as ui_mod
     from muse_cli.errors import MuseError
 

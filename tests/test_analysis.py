@@ -13,7 +13,7 @@ import pytest
 from _analysis_material import midi_bytes, performance, render_wav
 from pydantic import ValidationError
 
-from muse_cli.analysis import analyze_source, plot
+from muse_cli.pipelines.analysis import analyze_source, plot
 from muse_cli.contracts import AnalysisReport, AnalyzeRequest, AudioInput
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.music import transcribe as tr
@@ -231,7 +231,7 @@ def test_plot_of_midi_input_and_of_audio_without_notes(tmp_path):
 def test_midi_plot_has_no_empty_audio_panels():
     import struct
 
-    from muse_cli.analysis import plot_panels
+    from muse_cli.pipelines.analysis import plot_panels
 
     midi = analyze_source(midi_bytes(performance()), AnalyzeRequest(plot=True), name="p.mid")
     audio = analyze_source(wav("steady"), AnalyzeRequest(transcribe=False, plot=True), name="p.wav")
@@ -242,7 +242,7 @@ def test_midi_plot_has_no_empty_audio_panels():
 
 
 def test_tempo_axis_shows_a_steady_take_as_steady():
-    from muse_cli.analysis import tempo_limits
+    from muse_cli.pipelines.analysis import tempo_limits
 
     lo, hi = tempo_limits([95.0, 96.5, 94.0, 97.0, 95.5])
     assert hi - lo >= 0.2 * 95.5 - 1e-9 and lo < 94 and hi > 97  # the wobble fills under a sixth of the axis

@@ -82,7 +82,7 @@ def test_a_client_may_not_ask_past_the_servers_maximum(tmp_path, monkeypatch):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from muse_cli.analysis import SERVER_MAX_DURATION_ENV, client_duration_problem
+    from muse_cli.pipelines.analysis import SERVER_MAX_DURATION_ENV, client_duration_problem
     from muse_cli.backends.local import LocalBackend
     from remote.web import create_app
 

@@ -64,7 +64,7 @@ def test_unpack_translates_protocol_replies():
 
 
 def test_gpu_per_model_from_the_catalog_with_environment_overrides(monkeypatch):
-    from muse_cli.catalog import gpu_for
+    from muse_cli.ops.catalog import gpu_for
 
     assert gpu_for("musicgen", "small") == "A10G"
     assert gpu_for("musicgen", "large") == "L40S"

@@ -166,20 +166,23 @@ def test_csv_with_header_comments_and_empty_cells(run_cli, tmp_path):
 
 
 def test_transient_failures_are_retried_bad_input_is_not(tmp_path, monkeypatch):
-    from muse_cli import jobs
+    from muse_cli import kinds
+    from muse_cli.kinds.midi import MidiKind
 
     calls: dict[str, int] = {}
-    midi = jobs.KINDS["midi"]
 
-    def flaky(request, backend, progress):
-        calls[request.prompt] = calls.get(request.prompt, 0) + 1
-        if request.prompt == "flaky" and calls["flaky"] < 3:
-            raise TransientFailure("container lost")
-        if request.prompt == "bad":
-            raise InputError("bad input found late")
-        return midi.run(request, backend, progress)
+    class Flaky(MidiKind):
+        name = "flaky"
 
-    monkeypatch.setitem(jobs.KINDS, "flaky", jobs.JobKind("flaky", "MidiRequest", flaky, midi.save, midi.stem))
+        def run(self, request, backend, progress):
+            calls[request.prompt] = calls.get(request.prompt, 0) + 1
+            if request.prompt == "flaky" and calls["flaky"] < 3:
+                raise TransientFailure("container lost")
+            if request.prompt == "bad":
+                raise InputError("bad input found late")
+            return super().run(request, backend, progress)
+
+    monkeypatch.setitem(kinds.KINDS, "flaky", Flaky())
     rows = [(i + 1, {"kind": "flaky", "engine": "etude", "prompt": p}) for i, p in enumerate(["flaky", "bad", "fine"])]
     plan = B.plan(rows, base=tmp_path)
     from muse_cli.backends.local import LocalBackend

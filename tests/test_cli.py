@@ -177,7 +177,7 @@ def test_doctor_human(run_cli):
 
 def test_doctor_prints_extras_in_fixes_as_written(run_cli, monkeypatch):
     """A fix such as pip install 'muse-cli[analysis]' must not lose its [analysis] to rich markup."""
-    from muse_cli import diagnostics
+    from muse_cli.ops import diagnostics
 
     real = diagnostics.collect
 
@@ -229,8 +229,8 @@ def test_doctor_refuses_a_timeout_out_of_range(run_cli, value):
 
 
 def test_auto_falls_back_only_when_midi_llm_is_unavailable():
-    from muse_cli import jobs
     from muse_cli.contracts import MidiRequest
+    from muse_cli.kinds.midi import KIND
     from muse_cli.errors import RuntimeFailure, Unavailable
 
     class Remote:
@@ -243,12 +243,13 @@ def test_auto_falls_back_only_when_midi_llm_is_unavailable():
             raise self.error
 
     request = MidiRequest(prompt="a waltz", seed=1)
-    result, used, notice = jobs.run_midi(request, Remote(Unavailable("the muse app is not deployed")))
-    assert result.engine == "etude" and used == "local" and "not deployed" in notice
+    outcome = KIND.run(request, Remote(Unavailable("the muse app is not deployed")))
+    (notice,) = outcome.notices
+    assert outcome.result.engine == "etude" and outcome.backend == "local" and "not deployed" in notice
     with pytest.raises(RuntimeFailure, match="CUDA error"):
-        jobs.run_midi(request, Remote(RuntimeFailure("CUDA error: device-side assert")))
+        KIND.run(request, Remote(RuntimeFailure("CUDA error: device-side assert")))
     with pytest.raises(Unavailable):
-        jobs.run_midi(request.model_copy(update={"engine": "midi-llm"}), Remote(Unavailable("not deployed")))
+        KIND.run(request.model_copy(update={"engine": "midi-llm"}), Remote(Unavailable("not deployed")))
 
 
 def test_bare_gen_midi_composes_with_the_etude_composer_and_says_so(run_cli, tmp_path):

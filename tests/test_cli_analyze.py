@@ -89,7 +89,7 @@ def test_explicit_missing_checkpoint_is_an_error(run_cli, performance):
 def test_missing_analysis_packages_are_listed_in_one_line_before_decoding(run_cli, performance, monkeypatch):
     """Without the [analysis] extra, audio analysis names every missing package at once (exit 1),
     instead of an 'unexpected ModuleNotFoundError'."""
-    from muse_cli import readiness
+    from muse_cli.ops import readiness
 
     real = readiness._missing
     monkeypatch.setattr(readiness, "_missing", lambda m: m in ("soxr", "matplotlib") or real(m))

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from muse_cli.contracts import AudioRequest, MidiRequest, record, request_hash
 from muse_cli.errors import InputError
-from muse_cli.jobs import build
+from muse_cli.kinds import build
 
 
 def test_key_and_instrument_are_normalized():

@@ -54,7 +54,7 @@ def test_every_remote_module_imports_without_credentials(deployment):
 
 def test_every_gpu_family_has_a_class_with_the_catalog_gpu(deployment):
     from muse_cli.backends.registry import FAMILIES
-    from muse_cli.catalog import gpu_for
+    from muse_cli.ops.catalog import gpu_for
 
     services, _ = deployment
     for fam in FAMILIES.values():
@@ -191,7 +191,7 @@ def test_reply_from_another_protocol_is_refused():
 
 
 def test_git_commit_pin_detection():
-    from muse_cli.deploy_check import git_commit
+    from muse_cli.ops.deploy_check import git_commit
 
     sha = "d612523f50e252c0e138e68ae75b06223f96e934"
     assert git_commit(f"ace-step @ git+https://github.com/ace-step/ACE-Step.git@{sha}") == sha
@@ -200,7 +200,7 @@ def test_git_commit_pin_detection():
 
 
 def test_conflict_lines_keep_pips_explanation():
-    from muse_cli.deploy_check import _conflict_lines
+    from muse_cli.ops.deploy_check import _conflict_lines
 
     stderr = """ERROR: Cannot install huggingface_hub==0.36.0 and transformers==5.23.0 because these package versions have conflicting dependencies.
 
@@ -220,7 +220,7 @@ ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics
 
 
 def test_unmet_declared_requirements_of_no_deps_packages():
-    from muse_cli.deploy_check import _unmet
+    from muse_cli.ops.deploy_check import _unmet
 
     unmet = _unmet(["torch==2.1.0", "av==11.0.0", "numpy", "xformers<0.0.23", "pywin32; sys_platform == 'win32'"],
                    {"torch": "2.1.0", "av": "12.3.0", "numpy": "1.26.4", "xformers": "0.0.22.post7"})
@@ -228,7 +228,7 @@ def test_unmet_declared_requirements_of_no_deps_packages():
 
 
 def test_report_fails_on_conflicts_compilers_and_unpinned_git():
-    from muse_cli.deploy_check import ImageReport
+    from muse_cli.ops.deploy_check import ImageReport
 
     good = ImageReport("x", "3.11", 1, resolved={"numpy": "2.2.6"})
     assert good.ok
@@ -242,7 +242,7 @@ def test_report_fails_on_conflicts_compilers_and_unpinned_git():
 @pytest.mark.skipif(os.environ.get("MUSE_CHECK_IMAGES") != "1", reason="needs PyPI: set MUSE_CHECK_IMAGES=1")
 def test_core_image_resolves_against_pypi():
     import remote.app  # noqa: F401
-    from muse_cli.deploy_check import check_image
+    from muse_cli.ops.deploy_check import check_image
     from remote.images import IMAGES
 
     report = check_image(IMAGES["core"])
@@ -251,7 +251,7 @@ def test_core_image_resolves_against_pypi():
 
 
 def test_deploy_check_cli_reports_every_image_and_fails_on_one(deployment, run_cli, monkeypatch):
-    from muse_cli import deploy_check
+    from muse_cli.ops import deploy_check
 
     def fake(spec):
         report = deploy_check.ImageReport(spec.name, spec.python, len(spec.every_pin), resolved={"numpy": "2.2.6"})
@@ -308,7 +308,7 @@ def test_deploy_reports_the_dashboard_url_modal_gives(deployment, monkeypatch):
     import modal
     import modal._utils.async_utils as modal_async
 
-    from muse_cli import deploy as deploy_mod
+    from muse_cli.ops import deploy as deploy_mod
 
     def deploy(self, *, name=None, **kwargs):
         monkeypatch.setattr(modal_async.synchronizer._translate_in(self), "_app_id", "ap-0123456789abcdefghijkl")

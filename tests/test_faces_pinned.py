@@ -78,7 +78,7 @@ def song_stand_in(monkeypatch) -> None:
     from muse_cli.backends.local import LocalBackend
 
     monkeypatch.setattr(LocalBackend, "run", run)
-    monkeypatch.setattr("muse_cli.readiness.song", lambda **_: [])
+    monkeypatch.setattr("muse_cli.ops.readiness.song", lambda **_: [])
 
 
 @pytest.fixture

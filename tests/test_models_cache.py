@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from muse_cli import cache
+from muse_cli.ops import cache
 from muse_cli.errors import RuntimeFailure, Unavailable
 
 MODEL_BYTES = b"not really onnx, but bytes with a known hash\n" * 100

@@ -432,7 +432,7 @@ def test_mbd_without_audiocraft_points_to_modal(engines, tiny):
 @pytest.mark.filterwarnings("ignore:The MusicGen.generate function is executing locally")
 def test_modal_class_runs_locally(tiny):
     pytest.importorskip("modal")
-    from muse_cli.catalog import gpu_for
+    from muse_cli.ops.catalog import gpu_for
     from remote.musicgen import MusicGen
 
     # One GPU table (the catalog): large models get the larger GPU, unknown ids keep the class default.

@@ -434,7 +434,7 @@ def materials(tmp_path_factory):
     from muse_cli.contracts import RenderRequest
     from muse_cli.music.render import render_to_bytes
     from muse_cli.music.transcribe import available
-    from muse_cli.readiness import soundfonts
+    from muse_cli.ops.readiness import soundfonts
 
     folder = tmp_path_factory.mktemp("materials")
     pm = pretty_midi.PrettyMIDI(initial_tempo=100)
@@ -471,7 +471,7 @@ def observe(materials, tmp_path, monkeypatch):
     from muse_cli import batch
 
     real_get_backend = backends.get_backend
-    monkeypatch.setattr(batch, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(batch.runner, "RETRY_DELAY_S", 0.0)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SHELL", "/bin/bash")
     monkeypatch.setenv("MUSE_TRANSCRIPTION_WHEEL_URL", "http://127.0.0.1:9/offline.whl")

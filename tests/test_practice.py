@@ -14,7 +14,7 @@ import sys
 import pretty_midi
 import pytest
 
-from muse_cli.analysis import analyze_source
+from muse_cli.pipelines.analysis import analyze_source
 from muse_cli.contracts import AnalyzeRequest, AudioInput
 from muse_cli.errors import InputError
 from muse_cli.music.score import read_score
@@ -336,7 +336,7 @@ def test_http_analyze_takes_a_score(tmp_path):
 
 def test_the_plot_maps_a_last_note_release_past_the_alignment_map():
     """The alignment map ends at the last onset; the last note's release must not collapse onto it."""
-    from muse_cli.practice_plot import _warp
+    from muse_cli.pipelines.practice_plot import _warp
 
     to_score = _warp([0.0, 1.0, 2.0], [0.0, 2.0, 4.0])  # the take runs at half the score's speed
     assert to_score(1.5) == 3.0

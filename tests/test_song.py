@@ -25,7 +25,7 @@ from muse_cli.contracts import (
 from muse_cli.errors import RuntimeFailure
 from muse_cli.music.audio import encode_audio
 from muse_cli.progress import null_progress
-from muse_cli.song import describe_plan, make_song, stage_seeds
+from muse_cli.pipelines.song import describe_plan, make_song, stage_seeds
 
 PNG = b"\x89PNG\r\n\x1a\nstand-in"
 LLM_TAGS = "synth-pop, female vocals, synthesizer, nostalgic, 118 bpm, a minor"

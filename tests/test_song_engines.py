@@ -391,7 +391,7 @@ def test_engine_modules_import_light():
     import sys
 
     code = (
-        "import sys, muse_cli.engines.acestep, muse_cli.engines.lyrics, muse_cli.engines.cover, muse_cli.song;"
+        "import sys, muse_cli.engines.acestep, muse_cli.engines.lyrics, muse_cli.engines.cover, muse_cli.pipelines.song;"
         "heavy = [m for m in ('torch', 'transformers', 'diffusers', 'acestep') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -362,7 +362,7 @@ def test_songs_without_ace_step_installed_are_a_503(tmp_path):
 
 
 def test_analyze_returns_the_report(client):
-    from muse_cli.jobs import KINDS
+    from muse_cli.kinds import KINDS
 
     if "analyze" not in KINDS:
         pytest.skip("the analyze job kind is not in this muse version")

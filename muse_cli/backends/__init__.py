@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from muse_cli.errors import InputError
+from muse_cli.progress import ProgressFn
 
 BackendName = Literal["auto", "modal", "local"]
+
+
+class Backend(Protocol):
+    """What the job kinds need of a backend: its name and a per-family call."""
+
+    name: str
+
+    def run(self, family: str, request: Any, *, model: str | None = None, options: dict[str, Any] | None = None,
+            progress: ProgressFn = ...) -> Any: ...
 
 
 def modal_credentials_present() -> bool:
@@ -39,7 +49,7 @@ def choose(name: str | None) -> str:
     return value
 
 
-def get_backend(name: str | None):
+def get_backend(name: str | None) -> Backend:
     """A backend instance for --backend NAME (see `choose`)."""
     if choose(name) == "modal":
         from muse_cli.backends.modal import ModalBackend

@@ -46,3 +46,15 @@ class LocalBackend:
         # One request at a time per engine: models are not re-entrant, settings travel per call.
         with self._locks[self._key(family, model, options)]:
             return engine.generate(request, progress=progress)
+
+
+_shared: LocalBackend | None = None
+
+
+def shared() -> LocalBackend:
+    """One in-process backend for work that never leaves this machine whatever --backend says
+    (the etude composer, a checkpoint given as a local file), so its engines load once."""
+    global _shared
+    if _shared is None:
+        _shared = LocalBackend()
+    return _shared

@@ -31,7 +31,7 @@ def modal_server() -> str:
 
 def reachable(timeout: float = REACH_TIMEOUT_S) -> tuple[bool, str]:
     """Can we open a TCP connection to the Modal API within `timeout` seconds?"""
-    from muse_cli.net import can_connect
+    from muse_cli.ops.net import can_connect
 
     return can_connect(modal_server(), timeout)
 
@@ -93,7 +93,7 @@ class ModalBackend:
     name = "modal"
 
     def __init__(self, gpu_for: Callable[[str, str], str | None] | None = None) -> None:
-        from muse_cli.catalog import gpu_for as catalog_gpu
+        from muse_cli.ops.catalog import gpu_for as catalog_gpu
 
         self._checked = False
         self._check_lock = threading.Lock()

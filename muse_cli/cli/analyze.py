@@ -23,6 +23,7 @@ Examples:
 
 
 @app.command("analyze", epilog=EXAMPLES)
+@o.shared("out_dir", "force", "backend", "json_out", "quiet", "debug")
 def analyze(
     ctx: typer.Context,
     inputs: Annotated[List[Path], typer.Argument(metavar="FILE_OR_FOLDER", help="WAV, FLAC, OGG, MP3 or MIDI files, or folders of them.", show_default=False)],
@@ -37,23 +38,18 @@ def analyze(
     onset_threshold: Annotated[float, typer.Option("--onset-threshold", metavar="0..1", help="Transcription: onset confidence (0..1) a note must reach to start.")] = 0.5,
     frame_threshold: Annotated[float, typer.Option("--frame-threshold", metavar="0..1", help="Transcription: note confidence (0..1) below which a note ends.")] = 0.3,
     minimum_note_length: Annotated[float, typer.Option("--minimum-note-length", help="Transcription: shortest note kept, in ms.")] = 58.0,
-    out_dir: o.OutDir = None,
-    force: o.Force = False,
-    backend: o.Backend = "auto",
-    json_out: o.Json = False,
-    quiet: o.Quiet = False,
-    debug: o.Debug = False,
+    *,
+    shared: o.Shared,
 ) -> int:
     """Analyse piano performances: timing, dynamics, articulation, pedal, timbre, harmony, notes."""
-    from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
-    from muse_cli.contracts import AnalyzeRequest
     from muse_cli.errors import ExitCode, MuseError
+    from muse_cli.kinds.analysis import KIND
     from muse_cli.output import Target
 
-    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
-    request = jobs.build(
-        AnalyzeRequest, transcribe=transcribe, notes=notes, midi=midi, plot=plot, max_duration=max_duration,
+    ui, out_dir, force, backend, json_out = shared.ui, shared.out_dir, shared.force, shared.backend, shared.json_out
+    request = KIND.request(
+        transcribe=transcribe, notes=notes, midi=midi, plot=plot, max_duration=max_duration,
         checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, score=_score_input(score), onset_threshold=onset_threshold,
         frame_threshold=frame_threshold, minimum_note_length=minimum_note_length,
     )
@@ -67,8 +63,8 @@ def analyze(
         try:
             target = Target.plan(stem=stems[path], out_dir=out_dir or path.parent, force=force)
             with ui.progress(f"analysing {path.name}", total=1.0) as progress:
-                outcome = jobs.run_analysis(request, chosen, progress, source=path)
-            saved = jobs.save_analysis(request, outcome, target, command="analyze")
+                outcome = KIND.run(request, chosen, progress, source=path)
+            (saved,) = KIND.save(request, outcome, target, "analyze")
         except MuseError as exc:
             if len(files) == 1:
                 raise
@@ -122,7 +118,7 @@ TRANSCRIPTION_OPTIONS = {
 
 def _refuse_ignored(ctx: Any, request: Any, files: list[Path], backend: str) -> None:
     """Options no input of this call would use exit 2 now, before any analysis runs."""
-    from muse_cli.analysis import MIDI_SUFFIXES
+    from muse_cli.pipelines.analysis import MIDI_SUFFIXES
     from muse_cli.cli import conflicts
 
     def is_midi(path: Path) -> bool:
@@ -233,7 +229,7 @@ def _show(ui: Any, report: Any) -> None:
         table.add_row("perceptual", "19 PercePiano dimensions", "-", "absent: no model checkpoint (see docs/piano-model.md)")
     ui.rich(table)
     if report.score is not None:
-        from muse_cli.practice import score_tables
+        from muse_cli.pipelines.practice import score_tables
 
         for extra in score_tables(report.score):
             ui.rich(extra)

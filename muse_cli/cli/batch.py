@@ -28,6 +28,7 @@ DEFAULT_CONCURRENCY = {"local": 1, "modal": 8}
 
 
 @app.command("batch", epilog=EXAMPLES)
+@o.shared("out_dir", "backend", "json_out", "quiet", "debug")
 def batch(
     jobs_file: Annotated[str, typer.Argument(help="JSONL or CSV jobs file; - reads stdin.", show_default=False)],
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, max=1000, help="Jobs in flight at once. [default: 1 local, 8 modal]", show_default=False)] = None,
@@ -38,18 +39,14 @@ def batch(
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension, else by content), jsonl or csv.")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show what would run; run nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another muse batch is running in the out-dir, wait for it, then run what it left (default: exit 1 at once).")] = False,
-    out_dir: o.OutDir = None,
-    backend: o.Backend = "auto",
-    json_out: o.Json = False,
-    quiet: o.Quiet = False,
-    debug: o.Debug = False,
+    *,
+    shared: o.Shared,
 ) -> int:
     """Run many jobs (audio, midi, ...) from a file: validated first, saved as each finishes, resumable."""
     from muse_cli import batch as B
-    from muse_cli import ui as ui_mod
     from muse_cli.errors import InputError
 
-    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    ui, out_dir, backend = shared.ui, shared.out_dir, shared.backend
     if fmt not in ("auto", "jsonl", "csv"):
         raise InputError(f"--format {fmt!r}: use auto, jsonl or csv")
     text, base = B.read_text(jobs_file)

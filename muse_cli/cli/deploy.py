@@ -21,7 +21,7 @@ def deploy(
 ) -> None:
     """Deploy the "muse" app to Modal: every class and function in remote/, images pinned."""
     from muse_cli import ui as ui_mod
-    from muse_cli.deploy import deploy_app, plan
+    from muse_cli.ops.deploy import deploy_app, plan
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     from muse_cli.errors import InputError
@@ -31,7 +31,7 @@ def deploy(
     if dry_run and check:
         raise InputError("--dry-run needs no network but --check asks the package index: give one of them")
     if check:
-        from muse_cli.deploy_check import run
+        from muse_cli.ops.deploy_check import run
 
         run(image or None)
         return

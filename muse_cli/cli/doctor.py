@@ -19,7 +19,7 @@ def doctor(
     """Report everything at once, on stdout: runtimes, models, caches, Modal, and per capability
     ready or the one command that makes it ready (`muse doctor > report.txt` for a bug report)."""
     from muse_cli import ui as ui_mod
-    from muse_cli.diagnostics import collect
+    from muse_cli.ops.diagnostics import collect
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, debug=debug))
     report = collect(timeout=timeout)
@@ -53,7 +53,7 @@ def doctor(
 def _rows(report: dict) -> list[tuple[str, str]]:
     from rich.markup import escape as esc
 
-    from muse_cli.cache import human_size
+    from muse_cli.ops.cache import human_size
 
     def yes(flag: bool, good: str = "yes", bad: str = "no") -> str:
         return f"[green]{esc(good)}[/green]" if flag else f"[yellow]{esc(bad)}[/yellow]"

@@ -21,6 +21,7 @@ Examples:
 
 
 @gen.command("audio", epilog=EXAMPLES)
+@o.shared(*o.GEN)
 def gen_audio(
     ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="What the music should be, in words.", show_default=False)] = None,
@@ -39,25 +40,16 @@ def gen_audio(
     normalize: Annotated[str, typer.Option(help="loudness (-14 LUFS), peak, rms, clip or none.")] = "loudness",
     target_lufs: Annotated[float, typer.Option("--target-lufs", help="Loudness target for --normalize loudness.")] = -14.0,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line (- for stdin): a batch with these options as defaults (see muse batch).", show_default=False)] = None,
-    count: o.Count = 1,
-    seed: o.Seed = None,
-    output: o.Output = None,
-    out_dir: o.OutDir = None,
-    force: o.Force = False,
-    backend: o.Backend = "auto",
-    json_out: o.Json = False,
-    quiet: o.Quiet = False,
-    debug: o.Debug = False,
+    *,
+    shared: o.Shared,
 ) -> int | None:
     """Generate audio from a text prompt with MusicGen."""
-    from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
-    from muse_cli.contracts import AudioRequest
+    from muse_cli.cli import conflicts
+    from muse_cli.kinds.audio import KIND, audio_input
     from muse_cli.output import Target, land_together, output_format
 
-    from muse_cli.cli import conflicts
-
-    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    ui, count, seed, output, out_dir, force, backend = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
     output = conflicts.output_in_out_dir(ctx, output, out_dir)
     conflicts.needs(ctx, "--float", "float_wav", "writes 32-bit float WAV: it needs --format wav", (audio_format or "wav") == "wav")
@@ -68,7 +60,7 @@ def gen_audio(
     fields = dict(
         duration=duration, model=model, temperature=temperature, top_k=top_k, top_p=top_p,
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,
-        melody=jobs.audio_input(melody, "--melody"), continuation=jobs.audio_input(continuation, "--continue"),
+        melody=audio_input(melody, "--melody"), continuation=audio_input(continuation, "--continue"),
         decoder=decoder, format=audio_format, float_wav=float_wav, normalize=normalize, target_lufs=target_lufs,
     )
     if prompts_file is not None:
@@ -76,19 +68,15 @@ def gen_audio(
 
         prompts_conflict(prompt=prompt, output=output)
         return run_prompts(ui, "audio", prompts_file, fields, out_dir=out_dir, backend=backend)
-    request = jobs.build(AudioRequest, prompt=prompt, **fields)
-    jobs.check_audio_request(request)
+    request = KIND.request(prompt=prompt, **fields)
     stem = request.prompt or (f"{continuation.stem}-continued" if continuation else "musicgen")
     target = Target.plan(stem=stem, out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
-    if chosen.name == "local" and request.decoder != "mbd":
-        from muse_cli import readiness
-
-        readiness.require(f"MusicGen {request.model}", readiness.musicgen(request.model))
+    KIND.ready(request, chosen)
 
     with ui.progress(f"generating {request.duration:g} s with musicgen {request.model}", total=None) as progress:
-        result = chosen.run(jobs.audio_family(request), request, model=request.model, progress=progress)
-    saved, _ = land_together(lambda: jobs.save_audio(request, result, target, backend=chosen.name, command="gen audio"))
+        outcome = KIND.run(request, chosen, progress)
+    saved, _ = land_together(lambda: KIND.save(request, outcome, target, "gen audio"))
     for item in saved:  # all clips landed together, or none
         ui.info(f"{item.paths[0].name}: {item.summary['duration']:.1f} s, {item.summary['channels']} ch, seed {item.summary['seed']}")
-        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        ui.result(*item.as_result())

@@ -20,6 +20,7 @@ Examples:
 
 
 @gen.command("midi", epilog=EXAMPLES)
+@o.shared(*o.GEN)
 def gen_midi(
     ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="What to compose, in words. Optional with structured options.", show_default=False)] = None,
@@ -40,27 +41,20 @@ def gen_midi(
     soundfont: Annotated[Optional[Path], typer.Option(help="SoundFont (.sf2) for --render through FluidSynth.", show_default=False)] = None,
     audio_format: Annotated[Optional[str], typer.Option("--format", help="Audio format for --render: wav or flac. [default: wav]", show_default=False)] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One prompt per line (- for stdin): a batch with these options as defaults (see muse batch).", show_default=False)] = None,
-    count: o.Count = 1,
-    seed: o.Seed = None,
-    output: o.Output = None,
-    out_dir: o.OutDir = None,
-    force: o.Force = False,
-    backend: o.Backend = "auto",
-    json_out: o.Json = False,
-    quiet: o.Quiet = False,
-    debug: o.Debug = False,
+    *,
+    shared: o.Shared,
 ) -> int | None:
     """Compose MIDI from a prompt (MIDI-LLM) or structured options (etude composer offline)."""
     import time
 
-    from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
-    from muse_cli.contracts import MidiRequest, RenderRequest
+    from muse_cli.cli import conflicts
+    from muse_cli.contracts import RenderRequest
+    from muse_cli.kinds import build
+    from muse_cli.kinds.midi import KIND
     from muse_cli.output import Target, land_together, names_file, output_format
 
-    from muse_cli.cli import conflicts
-
-    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    ui, count, seed, output, out_dir, force, backend = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend
     output_format(output, None, ("mid",))  # -o names the MIDI; --render's audio takes its stem
     output = conflicts.output_in_out_dir(ctx, output, out_dir)
     conflicts.needs(ctx, "--format", "audio_format", "is the format of the rendered audio: add --render", render or soundfont is not None)
@@ -75,7 +69,7 @@ def gen_midi(
         count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
     )
     render_request = (
-        jobs.build(RenderRequest, soundfont=str(soundfont.resolve()) if soundfont else None, format=audio_format)
+        build(RenderRequest, soundfont=str(soundfont.resolve()) if soundfont else None, format=audio_format)
         if render or soundfont
         else None
     )
@@ -89,32 +83,33 @@ def gen_midi(
         prompts_conflict(prompt=prompt, output=output)
         defaults = {**fields, "render": render_request.model_dump() if render_request else None}
         return run_prompts(ui, "midi", prompts_file, defaults, out_dir=out_dir, backend=backend)
-    request = jobs.build(MidiRequest, prompt=prompt, **fields)
+    request = build(KIND.request_type, prompt=prompt, **fields)  # checked by KIND.family, by engine
     folder = Target.plan(stem="muse", out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
 
     start = time.perf_counter()
-    family, notice = jobs.midi_family(request, chosen)
+    family, notice = KIND.family(request, chosen)
     if notice:
         ui.notice(notice)
     label = "composing" if family == "etude" else f"generating MIDI with MIDI-LLM ({chosen.name})"
     with ui.progress(label, total=request.count) as progress:
-        result, used_backend, fallback = jobs.run_midi(request, chosen, progress)
-    if fallback and fallback != notice:
-        ui.notice(fallback)
-    stem = folder.stem if names_file(output) else jobs.midi_stem(request, result)
+        outcome = KIND.run(request, chosen, progress)
+    for note in outcome.notices:
+        if note != notice:
+            ui.notice(note)
+    shown = len(outcome.notices)
+    stem = folder.stem if names_file(output) else KIND.stem(request, outcome)
     target = Target(folder.folder, stem, force)
-    (saved, notices), _ = land_together(lambda: jobs.save_midi(  # every .mid, audio and sidecar, or none
-        request, result, target, backend=used_backend, command="gen midi", render=render_request,
-        timings={"total_s": time.perf_counter() - start},
+    saved, _ = land_together(lambda: KIND.save(  # every .mid, audio and sidecar, or none
+        request, outcome, target, "gen midi", render=render_request, timings={"total_s": time.perf_counter() - start},
     ))
-    for note in notices:
+    for note in outcome.notices[shown:]:  # from rendering
         ui.notice(note)
     for item in saved:
         meta = item.summary["metadata"]
         ui.info(
             f"{item.paths[0].name}: {meta['noteCount']} notes, {meta['duration']:.1f} s, "
-            f"{meta['key']}, {meta['tempo']:.0f} BPM ({result.engine}, seed {item.summary['seed']})"
+            f"{meta['key']}, {meta['tempo']:.0f} BPM ({outcome.result.engine}, seed {item.summary['seed']})"
         )
-        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        ui.result(*item.as_result())
 

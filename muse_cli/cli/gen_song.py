@@ -22,6 +22,7 @@ Examples:
 
 
 @gen.command("song", epilog=EXAMPLES)
+@o.shared(*o.GEN)
 def gen_song(
     ctx: typer.Context,
     description: Annotated[Optional[str], typer.Argument(help="What the song is: style, mood, subject.", show_default=False)] = None,
@@ -40,25 +41,18 @@ def gen_song(
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Skip the cover art.")] = False,
     no_categories: Annotated[bool, typer.Option("--no-categories", help="Skip naming genre categories.")] = False,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="One description per line (- for stdin): a batch with these options as defaults.", show_default=False)] = None,
-    count: o.Count = 1,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed (-1 = random); the seed used is recorded.", show_default=False)] = None,
-    output: o.Output = None,
-    out_dir: o.OutDir = None,
-    force: o.Force = False,
-    backend: o.Backend = "auto",
-    json_out: o.Json = False,
-    quiet: o.Quiet = False,
-    debug: o.Debug = False,
+    *,
+    shared: o.Shared,
 ) -> int | None:
     """Make a complete song: 48 kHz audio, cover art, lyrics and a sidecar with everything used."""
-    from muse_cli import jobs, ui as ui_mod
     from muse_cli.backends import get_backend
-    from muse_cli.contracts import SongRequest
     from muse_cli.engines.base import derive_seed
     from muse_cli.errors import InputError
+    from muse_cli.kinds.song import KIND
     from muse_cli.output import Target, output_format
 
-    ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
+    ui, count, output, out_dir, force, backend = shared.ui, shared.count, shared.output, shared.out_dir, shared.force, shared.backend
     if count < 1 or count > 16:
         raise InputError(f"--count: must be 1..16 (got {count})")
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
@@ -79,25 +73,21 @@ def gen_song(
 
         prompts_conflict(prompt=description, output=output)
         return run_prompts(ui, "song", prompts_file, fields, out_dir=out_dir, backend=backend, prompt_field="description")
-    request = jobs.build(SongRequest, description=description, **fields)
-    target = Target.plan(stem=jobs.song_stem(request), out_dir=out_dir, output=output, force=force)
+    request = KIND.request(description=description, **fields)
+    target = Target.plan(stem=KIND.stem(request), out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
-    if chosen.name == "local":
-        from muse_cli import readiness
-
-        llm = request.tags is None or (not request.instrumental and request.lyrics is None)
-        readiness.require("a song", readiness.song(llm=llm))
+    KIND.ready(request, chosen)
     for index in range(count):
         one = request if count == 1 or request.seed < 0 else request.model_copy(update={"seed": derive_seed(request.seed, index)})
         with ui.progress(f"making a {one.duration:g} s song ({chosen.name})", total=100) as progress:
-            result = jobs.run_song(one, chosen, progress)
-        for warning in result.warnings:
+            outcome = KIND.run(one, chosen, progress)
+        for warning in outcome.notices:
             ui.warn(warning)
-        item = jobs.save_song(one, result, target.numbered(index, count), backend=chosen.name, command="gen song")
-        ui.info(f"{item.paths[0].name}: {result.duration:.0f} s, tags: {result.tags}")
-        if result.categories:
-            ui.info(f"categories: {', '.join(result.categories)}")
-        ui.result([str(p) for p in item.outputs], {**item.summary, "outputs": [str(p) for p in item.paths]})
+        (item,) = KIND.save(one, outcome, target.numbered(index, count), "gen song")
+        ui.info(f"{item.paths[0].name}: {outcome.result.duration:.0f} s, tags: {outcome.result.tags}")
+        if outcome.result.categories:
+            ui.info(f"categories: {', '.join(outcome.result.categories)}")
+        ui.result(*item.as_result())
     return None
 
 

@@ -28,7 +28,7 @@ def models_list(
     if ctx.invoked_subcommand is not None:
         return
     from muse_cli import ui as ui_mod
-    from muse_cli.catalog import MODELS
+    from muse_cli.ops.catalog import MODELS
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     rows = [dict(entry.as_dict(), cached=_cached(entry.hub_id)) for entry in MODELS]
@@ -75,7 +75,7 @@ def models_pull(
 ) -> None:
     """Download a model's weights for --backend local (Hub models into the Hugging Face cache)."""
     from muse_cli import ui as ui_mod
-    from muse_cli.catalog import by_name
+    from muse_cli.ops.catalog import by_name
     from muse_cli.errors import InputError, MuseError, RuntimeFailure
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
@@ -90,7 +90,7 @@ def models_pull(
         raise InputError(f"{name!r} has no public weights", hint="bring your own checkpoint: muse models upload piano FILE")
     if "/" not in hub_id:
         raise InputError(f"unknown model {name!r}: see `muse models` for names, or give a hub id like org/name")
-    from muse_cli import hub
+    from muse_cli.ops import hub
 
     why = hub.why_offline()
     if why is not None:
@@ -117,7 +117,7 @@ def models_pull(
 
 def _pull_transcription(ui, force: bool) -> None:
     """basic-pitch's nmp.onnx: the installed package's copy when there is one, else the verified download."""
-    from muse_cli import cache
+    from muse_cli.ops import cache
     from muse_cli.music.transcribe import model_path
 
     present = model_path()
@@ -138,7 +138,8 @@ def models_cached(
     debug: o.Debug = False,
 ) -> None:
     """What is cached on this machine: each model's name, size and folder (muse models rm NAME frees it)."""
-    from muse_cli import cache, ui as ui_mod
+    from muse_cli.ops import cache
+    from muse_cli import ui as ui_mod
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))
     found = cache.entries()
@@ -171,7 +172,8 @@ def models_rm(
     """Remove cached models by name, like `hf cache delete`: only the folders muse lists, nothing by pattern."""
     import sys
 
-    from muse_cli import cache, ui as ui_mod
+    from muse_cli.ops import cache
+    from muse_cli import ui as ui_mod
     from muse_cli.errors import InputError
 
     ui = ui_mod.set_current(ui_mod.UI(json=json_out, quiet=quiet, debug=debug))

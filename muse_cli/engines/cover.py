@@ -13,7 +13,7 @@ import time
 import warnings
 from typing import Any
 
-from muse_cli import hub
+from muse_cli.ops import hub
 from muse_cli.contracts import CoverRequest, CoverResult
 from muse_cli.engines.base import resolve_seed
 from muse_cli.errors import RuntimeFailure

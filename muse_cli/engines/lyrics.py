@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from muse_cli import hub
+from muse_cli.ops import hub
 from muse_cli.contracts import LyricsRequest, LyricsResult
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import RuntimeFailure

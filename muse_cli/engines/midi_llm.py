@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from muse_cli.contracts import MidiRequest, MidiResult, MidiSample
-from muse_cli import hub
+from muse_cli.ops import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import InputError, RuntimeFailure
 from muse_cli.music import amt

@@ -32,7 +32,7 @@ from muse_cli.contracts import (
     AudioRequest,
     AudioResult,
 )
-from muse_cli import hub
+from muse_cli.ops import hub
 from muse_cli.engines.base import derive_seed, resolve_seed
 from muse_cli.errors import InputError, RuntimeFailure, Unavailable
 from muse_cli.progress import ProgressFn, null_progress

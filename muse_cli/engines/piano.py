@@ -625,7 +625,7 @@ def convert_checkpoint(
 
 def checkpoint_dirs() -> list[Path]:
     """Where checkpoint names are looked up locally: $MUSE_PIANO_DIR, then muse's cache (~/.cache/muse/piano)."""
-    from muse_cli.cache import cache_dir
+    from muse_cli.ops.cache import cache_dir
 
     dirs = [Path(os.environ["MUSE_PIANO_DIR"]).expanduser()] if os.environ.get("MUSE_PIANO_DIR") else []
     return dirs + [cache_dir() / "piano"]

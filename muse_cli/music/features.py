@@ -1,7 +1,7 @@
 """Measured performance descriptors: tempo and timing, loudness, articulation, pedal, timbre, notes.
 
 Functions take mono float audio at ANALYSIS_RATE and/or a list of notes (anything with `onset`,
-`offset`, `pitch`, `velocity`), and return plain numbers; muse_cli.analysis turns them into the
+`offset`, `pitch`, `velocity`), and return plain numbers; muse_cli.pipelines.analysis turns them into the
 report with units and readings. Every definition is written out in docs/analysis-schema.md.
 """
 

@@ -76,7 +76,7 @@ def model_path() -> Path | None:
         candidate = Path(root) / "saved_models" / "icassp_2022" / "nmp.onnx"
         if candidate.is_file():
             return candidate
-    from muse_cli.cache import cached_transcription_model
+    from muse_cli.ops.cache import cached_transcription_model
 
     return cached_transcription_model()
 

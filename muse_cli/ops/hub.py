@@ -19,7 +19,7 @@ def offline_by_setting() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def reachable() -> tuple[bool, str]:
-    from muse_cli.net import can_connect
+    from muse_cli.ops.net import can_connect
 
     return can_connect(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), REACH_TIMEOUT_S)
 
@@ -52,7 +52,7 @@ def require_weights(model_id: str, marker: str = "config.json") -> None:
         return
     why = why_offline()
     if why is not None:
-        from muse_cli.catalog import by_name
+        from muse_cli.ops.catalog import by_name
 
         entry = by_name(model_id)
         raise Unavailable(

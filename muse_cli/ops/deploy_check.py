@@ -243,7 +243,7 @@ def check_images(
     names: list[str] | None = None, jobs: int = 4, on_done: Callable[[ImageReport], None] | None = None
 ) -> list[ImageReport]:
     """Check the named images (default: all), `jobs` at a time; reports in declaration order."""
-    from muse_cli.deploy import _import_remote
+    from muse_cli.ops.deploy import _import_remote
     from muse_cli.errors import InputError
 
     _import_remote()

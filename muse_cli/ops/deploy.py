@@ -11,7 +11,7 @@ from muse_cli.errors import InputError, MuseError, RuntimeFailure
 
 def _import_remote() -> Any:
     """Import remote.app (it lives next to muse_cli in a checkout and in the installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if str(root) not in sys.path and (root / "remote" / "app.py").exists():
         sys.path.insert(0, str(root))
     try:

@@ -63,7 +63,7 @@ def attach(analysis: Any, score: Score, request: Any) -> Any:
     report = report.model_copy(update={"warnings": warnings})
     analysis = replace(analysis, report=report)
     if request.plot:
-        from muse_cli.practice_plot import practice_png
+        from muse_cli.pipelines.practice_plot import practice_png
 
         analysis = replace(analysis, score_png=practice_png(score, played, alignment, section, report.source.name))
     return analysis

@@ -55,7 +55,7 @@ def hub_cached(model_id: str, marker: str = "config.json") -> bool:
 def _weights(model_id: str, marker: str = "config.json") -> list[Gap]:
     if hub_cached(model_id, marker):
         return []
-    from muse_cli.catalog import by_name
+    from muse_cli.ops.catalog import by_name
 
     entry = by_name(model_id)
     return [Gap(f"{model_id} is not downloaded", f"muse models pull {entry.name if entry else model_id}")]

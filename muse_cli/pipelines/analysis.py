@@ -87,9 +87,9 @@ def analyze_source(
 
     `progress(done, 1.0)` reports the fraction done.
     """
-    from muse_cli import practice
+    from muse_cli.pipelines import practice
 
-    from muse_cli import readiness
+    from muse_cli.ops import readiness
 
     data, label = _read_source(source, name)
     score = practice.read_request_score(request)  # a bad score is refused before any model runs
