@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from muse_cli.http.gate import ApiError, check_token, field_errors, from_muse_error, invalid
 from muse_cli.http.settings import Backend, Settings
+from muse_cli import jobs
 from muse_cli.jobs import Outcome
 
 
@@ -82,7 +83,6 @@ def validate(contract: type[BaseModel], fields: dict[str, Any]) -> BaseModel:
 
 def run_job(kind_name: str, fields: dict[str, Any], backend: Backend) -> tuple[BaseModel, Outcome]:
     """Validate, check and run one job of `jobs.KINDS`; returns (request, Outcome)."""
-    from muse_cli import jobs
     from muse_cli.errors import MuseError
     from muse_cli.progress import null_progress
 
