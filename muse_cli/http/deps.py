@@ -1,6 +1,7 @@
 """What every router shares: the token check, the app's settings, body models, jobs and delivery."""
 
-# No `from __future__ import annotations`: FastAPI reads the dependency signatures at run time.
+from __future__ import annotations
+
 import base64
 from collections.abc import Mapping
 from copy import copy
@@ -10,9 +11,9 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from muse_cli import jobs
 from muse_cli.http.gate import ApiError, check_token, field_errors, from_muse_error, invalid
 from muse_cli.http.settings import Backend, Settings
-from muse_cli import jobs
 from muse_cli.jobs import Outcome
 
 
