@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from muse_cli.contracts import MidiMetadata, MidiRequest
 from muse_cli.http.deps import AUTH, FAILURES, AppSettings, b64, run_job, subset
+from muse_cli.http.settings import Settings
 from muse_cli.jobs import Outcome
 
 router = APIRouter()
@@ -44,7 +45,7 @@ def midi_reply(outcome: Outcome) -> dict[str, Any]:
             "engine": result.engine, "seed": sample.seed, "backend": outcome.backend, "notices": outcome.notices}
 
 
-def midi(body: BaseModel, settings: AppSettings) -> dict[str, Any]:
+def midi(body: BaseModel, settings: Settings) -> dict[str, Any]:
     _, outcome = run_job("midi", {**body.model_dump(exclude_unset=True), "count": 1}, settings.backend)
     return midi_reply(outcome)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from muse_cli.contracts import SongRequest, SongResult, Text
 from muse_cli.http.deps import AUTH, FAILURES, AppSettings, contract_field, run_job, subset
 from muse_cli.http.gate import ApiError
+from muse_cli.http.settings import Settings
 
 router = APIRouter()
 
@@ -69,7 +70,7 @@ def seed_words(err: ApiError) -> ApiError:
                     headers=err.headers)
 
 
-def seed_song(body: BaseModel, settings: AppSettings) -> dict[str, Any]:
+def seed_song(body: BaseModel, settings: Settings) -> dict[str, Any]:
     """One adapter for the three seed routes: rename to the song contract, run, store both files."""
     fields = {SEED_NAMES[k]: v for k, v in body.model_dump().items()}
     fields.update(format="wav", cover=True, categories=True)
