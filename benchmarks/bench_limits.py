@@ -6,7 +6,7 @@
 Every measure is its own process (peak RSS from getrusage of a process that runs only it):
 - render: `muse render piece.mid` (44.1 kHz stereo, loudness normalised; --max-duration raised);
 - analyze: `muse analyze take.wav` (22050 Hz mono WAV rendered from the same piece), transcription on;
-- http: a process that builds the server app in-process (remote.web.create_app, local backend)
+- http: a process that builds the server app in-process (muse_cli.http.app.create_app, local backend)
   and posts the take as OGG to /v1/analyze through its ASGI test client, so the figure holds the
   upload, the server and the analysis together.
 Seconds are printed too, for context only: the machine is shared, so they measure the neighbours.
@@ -37,7 +37,7 @@ import resource, sys
 from pathlib import Path
 from fastapi.testclient import TestClient
 from muse_cli.backends.local import LocalBackend
-from remote.web import create_app
+from muse_cli.http.app import create_app
 path, minutes, transcribe = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 api = create_app(LocalBackend(), token="t" * 32, storage_dir=path.parent / "files", max_upload_bytes=200 * 2**20)
 client = TestClient(api, raise_server_exceptions=False)

@@ -84,7 +84,7 @@ def test_a_client_may_not_ask_past_the_servers_maximum(tmp_path, monkeypatch):
 
     from muse_cli.pipelines.analysis import SERVER_MAX_DURATION_ENV, client_duration_problem
     from muse_cli.backends.local import LocalBackend
-    from remote.web import create_app
+    from muse_cli.http.app import create_app
 
     token = "t" * 32
     client = TestClient(create_app(LocalBackend(), token=token, storage_dir=tmp_path), raise_server_exceptions=False)

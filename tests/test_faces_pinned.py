@@ -73,10 +73,12 @@ def digest_reply(response: Any, root: Path) -> Any:
 def song_stand_in(monkeypatch) -> None:
     """The three song stages answered by test_song's stand-ins at the backend boundary, as
     tests/serve_stand_in.py does for a running server (the song models cannot run here)."""
-    from serve_stand_in import run
-
     from muse_cli.backends.local import LocalBackend
 
+    real = LocalBackend.run
+    from serve_stand_in import run  # its import patches the class for good: undo, then patch for this test
+
+    LocalBackend.run = real
     monkeypatch.setattr(LocalBackend, "run", run)
     monkeypatch.setattr("muse_cli.ops.readiness.song", lambda **_: [])
 
@@ -122,7 +124,7 @@ def faces(root: Path, run_cli: Any) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from muse_cli.backends.local import LocalBackend
-    from remote.web import create_app
+    from muse_cli.http.app import create_app
 
     seen: dict[str, Any] = {}
     for name, args in CLI_RUNS.items():

@@ -315,7 +315,7 @@ def test_http_analyze_takes_a_score(tmp_path):
     from fastapi.testclient import TestClient
 
     from muse_cli.backends.local import LocalBackend
-    from remote.web import create_app
+    from muse_cli.http.app import create_app
 
     client = TestClient(create_app(LocalBackend(), token="test-token-0123456789abcdef", storage_dir=tmp_path), raise_server_exceptions=False)
     auth = {"Authorization": "Bearer test-token-0123456789abcdef"}

@@ -325,7 +325,7 @@ def test_serve_with_an_unreachable_store_stops_within_10_s(moto, silent):
 def make_client(store, backend=None):
     from fastapi.testclient import TestClient
 
-    from remote.web import create_app
+    from muse_cli.http.app import create_app
     from test_web import SongStages
 
     return TestClient(create_app(backend or SongStages(), token=TOKEN, storage_dir=HERE, store=store),
@@ -349,7 +349,7 @@ class Recording:
 
 
 def s3_store(moto, user="muse", **env):
-    from remote.web_store import S3Store
+    from muse_cli.http.store import S3Store
 
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
     os.environ.update({k: v for k, v in moto.env(user, **env).items() if k.startswith("AWS_")})
@@ -389,7 +389,7 @@ def test_a_cover_that_cannot_be_stored_takes_its_song_back_out(moto):
 def test_a_bucket_removed_after_start_up_is_a_503(moto):
     s3 = moto.s3()
     s3.create_bucket(Bucket="short-lived")
-    from remote.web_store import S3Store
+    from muse_cli.http.store import S3Store
 
     os.environ.update({k: v for k, v in moto.env().items() if k.startswith("AWS_")})
     try:
@@ -432,7 +432,7 @@ def test_seed_defaults_reach_the_song_stages(moto):
 
 
 def test_the_storage_url_is_checked(moto):
-    from remote.web_store import parse_storage_url, safe_endpoint
+    from muse_cli.http.store import parse_storage_url, safe_endpoint
 
     assert parse_storage_url("s3://songs") == ("songs", "")
     assert parse_storage_url("s3://songs/a/b/") == ("songs", "a/b")

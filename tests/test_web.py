@@ -1,4 +1,4 @@
-"""The HTTP API (remote/web.py) through FastAPI's TestClient, wired to the local backend: the etude
+"""The HTTP API (muse_cli/http) through FastAPI's TestClient, wired to the local backend: the etude
 composer, a tiny random MusicGen checkpoint, the analysis code and the song orchestration. No
 network, no GPU. The song stages (lyrics LLM, ACE-Step, cover art) cannot run here, so the song
 happy path runs `make_song` on the stand-in stages of tests/test_song.py, and the real local
@@ -22,9 +22,10 @@ from fastapi.testclient import TestClient
 from muse_cli.backends.local import LocalBackend
 from muse_cli.errors import InputError, RuntimeFailure, TransientFailure, Unavailable
 from muse_cli.progress import null_progress
-from remote.web import audio_choice, create_app
-from remote.web_gate import check_token
-from remote.web_store import FileStore
+from muse_cli.http.app import create_app
+from muse_cli.http.audio import audio_choice
+from muse_cli.http.gate import check_token
+from muse_cli.http.store import FileStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -134,7 +135,7 @@ def test_every_route_but_health_refuses_a_missing_or_wrong_token(client, method,
 
 
 def test_check_token_compares_whole_tokens():
-    from remote.web_gate import digest
+    from muse_cli.http.gate import digest
 
     digest = digest(TOKEN)
     assert check_token(f"Bearer {TOKEN}", digest) is None
@@ -409,7 +410,7 @@ def test_bodies_over_the_limits_are_413s_before_anything_runs(tmp_path):
 
 
 def test_the_default_upload_limit_is_50_mb(tmp_path):
-    from remote.web import MAX_UPLOAD_BYTES
+    from muse_cli.http.settings import MAX_UPLOAD_BYTES
 
     assert MAX_UPLOAD_BYTES == 50 * 1024 * 1024
     r = make_client(storage_dir=tmp_path).post(

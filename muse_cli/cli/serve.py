@@ -1,4 +1,4 @@
-"""`muse serve`: the muse HTTP API (remote/web.py) on this machine, with uvicorn."""
+"""`muse serve`: the muse HTTP API (muse_cli/http) on this machine, with uvicorn."""
 
 from __future__ import annotations
 
@@ -72,8 +72,9 @@ def serve(
     try:
         import uvicorn
 
-        from remote import web_serve
-        from remote.web import MIN_TOKEN_CHARS, create_app
+        from muse_cli.http import serve as web_serve
+        from muse_cli.http.app import create_app
+        from muse_cli.http.settings import MIN_TOKEN_CHARS
     except ImportError as exc:
         raise RuntimeFailure(f"muse serve needs {exc.name}", hint="pip install 'muse-cli[serve]'") from None
 
@@ -91,7 +92,7 @@ def serve(
     if storage:
         if storage_dir is not None:
             raise InputError("give either --storage (a bucket) or --storage-dir (a folder), not both")
-        from remote.web_store import StorageError, storage_from_env
+        from muse_cli.http.store import StorageError, storage_from_env
 
         try:
             store = storage_from_env(storage, s3_endpoint)

@@ -51,8 +51,9 @@ def ensure_secrets() -> dict[str, str]:
     import modal
     import modal.exception
 
+    from muse_cli.http.settings import TOKEN_ENV
     from remote.plan import SERVICES
-    from remote.web import SECRET_NAME, TOKEN_ENV
+    from remote.web import SECRET_NAME
 
     generated = {SECRET_NAME: TOKEN_ENV}
     created: dict[str, str] = {}

@@ -4,7 +4,7 @@ uvicorn 0.54's h11 protocol arms no timer between accepting a connection and the
 request's headers (uvicorn/protocols/http/h11_impl.py: `connection_made` starts none, and
 `data_received` cancels the keep-alive timer on every byte), so a client that never finishes its
 headers holds a socket forever. `BoundedH11Protocol` adds that deadline. The body has its own
-deadline in the Gate (remote/web_gate.py), so it also holds on Modal, where uvicorn is not ours.
+deadline in the Gate (muse_cli/http/gate.py), so it also holds on Modal, where uvicorn is not ours.
 uvicorn is imported only when `muse serve` runs.
 """
 
