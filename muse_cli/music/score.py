@@ -352,22 +352,28 @@ class Alignment:
 
     score_status: list[str]  # per score note: "played", "wrong", "missed"
     score_match: list[int | None]  # per score note: index of the performed note (played or wrong)
-    played_status: list[str]  # per performed note: "correct", "wrong", "extra" (or "overtone": mark_overtones)
+    played_status: list[str]  # per performed note: "correct", "wrong", "extra" (or an artifact kind: mark_artifacts)
     deviation: list[float | None]  # per score note: performed onset - expected onset, seconds
     map_score: np.ndarray = field(repr=False)  # knots of the fitted map: score seconds ...
     map_perf: np.ndarray = field(repr=False)  # ... -> performance seconds
     slope: np.ndarray = field(repr=False)  # d(perf)/d(score) at each knot: > 1 is slower than written
 
 
-def align(score: Score, played: Sequence[PlayedNote]) -> Alignment:
-    """Align performed notes to score notes (see the module docstring). Needs at least one note each."""
+def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray, np.ndarray] | None = None,
+          not_wrong: Sequence[int] = ()) -> Alignment:
+    """Align performed notes to score notes (see the module docstring). Needs at least one note each.
+
+    `warp`: a score -> performance map (knots) to start from instead of the DTW's (a previous
+    alignment's map). `not_wrong`: performed notes that may not be read as a wrong pitch (notes
+    known to be transcription artifacts); they can still match a score note of their own pitch.
+    """
     s_on = np.array([n.onset for n in score.notes])
     s_pitch = np.array([n.pitch for n in score.notes])
     p_on = np.array([n.onset for n in played])
     p_pitch = np.array([n.pitch for n in played])
     if p_on.size == 0:
         return _all_missed(score)
-    warp_s, warp_p = _dtw_warp(s_on, s_pitch, p_on, p_pitch)
+    warp_s, warp_p = warp if warp is not None else _dtw_warp(s_on, s_pitch, p_on, p_pitch)
     expected = np.interp(s_on, warp_s, warp_p)
     match = _match_same_pitch(expected, s_pitch, p_on, p_pitch, FIRST_WINDOW_S)
     knots, fitted, slope = _fit_map(s_on, p_on, match, warp_s, warp_p)
@@ -378,7 +384,7 @@ def align(score: Score, played: Sequence[PlayedNote]) -> Alignment:
     # The final matches come from the final map, so every status and deviation agrees with it.
     expected = np.interp(s_on, knots, fitted)
     match = _match_same_pitch(expected, s_pitch, p_on, p_pitch, SECOND_WINDOW_S)
-    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match)
+    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match, not_wrong)
     score_status, score_match, deviation = [], [], []
     played_status = ["extra"] * len(played)
     for i in range(len(score.notes)):
@@ -395,26 +401,230 @@ def align(score: Score, played: Sequence[PlayedNote]) -> Alignment:
     return Alignment(score_status, score_match, played_status, deviation, knots, fitted, slope)
 
 
-OVERTONE_INTERVALS = (12, 19, 24, 28, 31, 36)  # semitones above a fundamental: its strong partials
-OVERTONE_WINDOW_S = 0.05
+# ------------------------------------------------------------------ transcribed takes (audio)
+#
+# A transcription is not a key-press record: basic-pitch misses some notes the player struck (a
+# repeated key whose onset the decoder took for a re-trigger, a note whose frame activation stays
+# low) and adds notes nobody struck (a loud note's partials heard as notes, an octave-below ghost,
+# a second onset inside one note). The score says which key is expected where, so after a first
+# alignment the model's own posteriors are read again at those places (score-informed
+# transcription), and transcribed notes that only a matched note's sound can explain are set aside.
+
+PARTIALS_ABOVE = (12, 19, 24, 28, 31, 36)  # semitones from a fundamental up to its strong partials 2-8
+PARTIALS_BELOW = (12, 19, 24)  # a note this far below a sounding one shares its partials 2, 3, 4
+RESCUE_ONSET = 0.4  # onset posterior peak that confirms a score note the decoder dropped ...
+RESCUE_ONSET_SHARED = 0.6  # ... and where a note a partial away starts with it (its sound may be all there is)
+RESCUE_WINDOW_S = 0.07  # how far from where the alignment expects it the peak may lie
+RESCUE_CLAIMED_S = 0.035  # a peak this close to a transcribed note of the key is that note's
+HARMONIC_SOUNDING_LEAD_S = 0.06  # a partial may surface this much before its note's transcribed onset
+HARMONIC_ATTACK_S = 0.05  # a partial's onset comes with its source's attack, within this
+STRONG_ONSET = 0.75  # an onset posterior peak this high is a key struck (not a partial surfacing late)
+SAME_KEY_BEFORE_S = 0.30  # a second onset of a key this long before one of its notes ...
+SAME_KEY_AFTER_S = 0.10  # ... or while it sounds (and this long after) is read as part of that note
+ARTIFACT_KINDS = ("overtone", "undertone", "retrigger")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The transcription model's posteriors a take was decoded from: [frames, keys] arrays."""
+
+    onset: np.ndarray
+    frame: np.ndarray
+    fps: float
+    lowest_pitch: int  # MIDI number of key 0
+
+    def onset_at(self, t: float, pitch: int, radius: int = 1) -> float:
+        """The onset posterior's largest value within `radius` frames of time t on a key."""
+        key = pitch - self.lowest_pitch
+        if not 0 <= key < self.onset.shape[1]:
+            return 0.0
+        f = int(round(t * self.fps))
+        lo, hi = max(f - radius, 0), min(f + radius + 1, len(self.onset))
+        return float(self.onset[lo:hi, key].max()) if hi > lo else 0.0
+
+
+def align_transcribed(score: Score, played: Sequence[PlayedNote], evidence: Evidence | None = None,
+                      ) -> tuple[list[PlayedNote], Alignment, dict[str, int]]:
+    """Align a transcribed take. Returns the performed notes (with any rescued ones), the
+    alignment, and counts {"rescued": n, "overtone": n, "undertone": n, "retrigger": n}.
+
+    1. align as for MIDI;
+    2. with the posteriors, add the missed score notes they confirm (`rescue_missed`), align again;
+    3. find transcription artifacts (`find_artifacts`) among the extra and wrong-pitch notes: an
+       artifact is no key press, so it may not stand for a wrong pitch either; where one did,
+       the wrong pitches are paired again without the artifacts.
+    """
+    notes = list(played)
+    al = align(score, notes)
+    counts = {"rescued": 0}
+    if evidence is not None and notes:
+        notes, rescued = rescue_missed(score, notes, al, evidence)
+        if rescued:
+            al = align(score, notes, warp=(al.map_score, al.map_perf))
+            counts["rescued"] = rescued
+    kinds = find_artifacts(notes, al, evidence)
+    if any(al.played_status[j] == "wrong" for j in kinds):
+        al = align(score, notes, warp=(al.map_score, al.map_perf), not_wrong=sorted(kinds))
+        kinds = find_artifacts(notes, al, evidence)
+    for kind in ARTIFACT_KINDS:
+        counts[kind] = 0
+    for j, kind in kinds.items():
+        al.played_status[j] = kind
+        counts[kind] += 1
+    return notes, al, counts
+
+
+def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev: Evidence) -> tuple[list[PlayedNote], int]:
+    """Score notes the alignment calls missed, looked for again in the posteriors.
+
+    The decoder turns an onset peak into a note only when the key's frame activation holds above
+    its threshold and, on a key already sounding, only for a very strong onset (else a re-trigger
+    of one note would read as two). Both rules guard against notes nobody played; where the score
+    expects the key, an onset peak of RESCUE_ONSET near the expected time is evidence enough that
+    the key was struck: a legato repeated note, or a soft note in a dense chord. A key a partial
+    away from a note that starts at the same time (an octave, a twelfth ...) can take its onset
+    evidence from that note's sound, so there the peak must be stronger (RESCUE_ONSET_SHARED).
+    A rescued note cuts a transcribed note of its key that was still sounding (the decoder had
+    merged the two strikes into one note). Returns the notes, sorted, and how many were added.
+    """
+    s_on = np.array([n.onset for n in score.notes])
+    expected = np.interp(s_on, al.map_score, al.map_perf)
+    notes = list(played)
+    p_on = np.array([p.onset for p in notes])
+    p_pitch = np.array([p.pitch for p in notes])
+    frames, keys = ev.onset.shape
+    window = max(1, int(round(RESCUE_WINDOW_S * ev.fps)))
+    added = []
+    for i, note in enumerate(score.notes):
+        if al.score_status[i] != "missed":
+            continue
+        key = note.pitch - ev.lowest_pitch
+        f = int(round(expected[i] * ev.fps))
+        lo, hi = max(f - window, 1), min(f + window + 1, frames - 1)
+        if not 0 <= key < keys or hi <= lo:
+            continue
+        column = ev.onset[:, key].astype(np.float32)
+        seg = column[lo:hi]
+        peaks = lo + np.flatnonzero((seg >= column[lo - 1 : hi - 1]) & (seg >= column[lo + 1 : hi + 1])
+                                    & (seg >= RESCUE_ONSET))
+        best = None
+        for c in sorted(peaks, key=lambda c: abs(c - f)):
+            t = c / ev.fps
+            if np.any((p_pitch == note.pitch) & (np.abs(p_on - t) <= RESCUE_CLAIMED_S)):
+                continue  # the decoder made this peak a note: the alignment already judged it
+            if column[c] < RESCUE_ONSET_SHARED and any(
+                    abs(q.onset - t) <= HARMONIC_SOUNDING_LEAD_S
+                    and (note.pitch - q.pitch in PARTIALS_ABOVE or q.pitch - note.pitch in PARTIALS_BELOW)
+                    for q in notes):
+                continue
+            best = c
+            break
+        if best is None:
+            continue
+        t = best / ev.fps
+        length = (note.offset - note.onset) * float(np.interp(note.onset, al.map_score, al.slope))
+        end = _activation_end(ev.frame[:, key], best, ev.fps, max(length, 0.06))
+        velocity = int(np.clip(round(127 * float(ev.frame[best:max(best + 1, int(round(end * ev.fps))), key].mean())), 1, 127))
+        added.append(PlayedNote(round(t, 4), round(end, 4), note.pitch, velocity))
+    if not added:
+        return notes, 0
+    for new in added:  # a rescued strike ends the transcribed note of its key that was sounding
+        for j, p in enumerate(notes):
+            if p.pitch == new.pitch and p.onset < new.onset < p.offset:
+                notes[j] = replace(p, offset=new.onset)
+    notes.extend(added)
+    notes.sort(key=lambda p: (p.onset, p.pitch))
+    return notes, len(added)
+
+
+def _activation_end(frame: np.ndarray, start: int, fps: float, written: float, threshold: float = 0.3,
+                    patience: int = 11) -> float:
+    """Where a rescued note ends: the key's frame activation staying below threshold (as the
+    decoder ends notes), or where the written length (at the local tempo) ends if it never rose."""
+    above = np.asarray(frame[start + 1 :], dtype=np.float32) >= threshold
+    if not above[:patience].any():
+        return start / fps + written
+    below = np.convolve(~above, np.ones(patience), mode="valid") >= patience
+    first = int(np.argmax(below)) if below.any() else len(above)
+    return (start + 1 + first) / fps
+
+
+def find_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | None = None) -> dict[int, str]:
+    """For transcribed audio: the extra (and wrong-pitch) notes that a matched note's own sound
+    explains, as {performed index: kind}: transcription artifacts, not key presses.
+
+    - "overtone": a partial above a note sounding at its onset (an octave, a twelfth, two octaves ...);
+    - "undertone": an octave, a twelfth or two octaves below a sounding note: every partial of the
+      upper note is also a partial of the lower one, so the model may hear the lower key;
+    - "retrigger": the same key, starting up to SAME_KEY_BEFORE_S before that note (an early bump
+      of its onset) or while it sounds (a second onset inside one note).
+
+    The artifact must be weaker than the note that explains it, in transcribed velocity (the frame
+    activation) and, where the posteriors are at hand, in onset evidence: a partial or a ghost is
+    fainter than its source, while a real stray key struck with the hand's usual force is not.
+    A partial is heard from its source's attack: one whose onset comes later than HARMONIC_ATTACK_S
+    after the source's, with a strong onset of its own (STRONG_ONSET), is a key struck then.
+    An extra note is explained by a right or wrong note; a wrong-pitch note only by a right one.
+    """
+    onsets = np.array([p.onset for p in played])
+    order = np.argsort(onsets, kind="stable")
+    sorted_on = onsets[order]
+    status = al.played_status
+    longest = max((p.offset - p.onset for p, s in zip(played, status) if s in ("correct", "wrong")), default=0.0)
+    strength: dict[int, float] = {}
+
+    def onset_strength(j: int) -> float:
+        if j not in strength:
+            strength[j] = 0.0 if ev is None else ev.onset_at(played[j].onset, played[j].pitch)
+        return strength[j]
+
+    found: dict[int, str] = {}
+    for j, state in enumerate(status):
+        if state not in ("extra", "wrong"):
+            continue
+        sources = ("correct", "wrong") if state == "extra" else ("correct",)
+        p = played[j]
+        lo = np.searchsorted(sorted_on, p.onset - longest - 1e-9)
+        hi = np.searchsorted(sorted_on, p.onset + SAME_KEY_BEFORE_S, side="right")
+        for m in order[lo:hi]:
+            if m == j or status[m] not in sources:
+                continue
+            q = played[m]
+            if p.velocity >= q.velocity:
+                continue
+            sounding = q.onset - HARMONIC_SOUNDING_LEAD_S <= p.onset <= q.offset
+            if q.pitch == p.pitch and q.onset - SAME_KEY_BEFORE_S <= p.onset <= q.offset + SAME_KEY_AFTER_S:
+                kind = "retrigger"
+            elif sounding and p.pitch - q.pitch in PARTIALS_ABOVE:
+                kind = "overtone"
+            elif sounding and q.pitch - p.pitch in PARTIALS_BELOW:
+                kind = "undertone"
+            else:
+                continue
+            if ev is not None:
+                own = onset_strength(j)
+                if own >= onset_strength(int(m)):
+                    continue
+                if kind != "retrigger" and p.onset - q.onset > HARMONIC_ATTACK_S and own >= STRONG_ONSET:
+                    continue
+            found[j] = kind
+            break
+    return found
+
+
+def mark_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | None = None) -> dict[str, int]:
+    """`find_artifacts` among the extra notes, marked in al.played_status; counts per kind."""
+    counts = dict.fromkeys(ARTIFACT_KINDS, 0)
+    for j, kind in find_artifacts(played, al, ev).items():
+        if al.played_status[j] == "extra":
+            al.played_status[j] = kind
+            counts[kind] += 1
+    return counts
 
 
 def mark_overtones(played: Sequence[PlayedNote], al: Alignment) -> int:
-    """For transcribed audio: an extra note that starts with a louder performed note a partial
-    below it (an octave, an octave and a fifth, ...) is that note's overtone heard as a note, not
-    a key press. Such notes are marked "overtone" (not extra). Returns how many."""
-    onsets = np.array([p.onset for p in played])
-    count = 0
-    for j, state in enumerate(al.played_status):
-        if state != "extra":
-            continue
-        p = played[j]
-        near = np.flatnonzero(np.abs(onsets - p.onset) <= OVERTONE_WINDOW_S)
-        if any(al.played_status[k] != "extra" and p.pitch - played[k].pitch in OVERTONE_INTERVALS
-               and played[k].velocity > p.velocity for k in near):
-            al.played_status[j] = "overtone"
-            count += 1
-    return count
+    """mark_artifacts without the posteriors; returns how many notes it marked."""
+    return sum(mark_artifacts(played, al).values())
 
 
 def _all_missed(score: Score) -> Alignment:
@@ -476,12 +686,13 @@ def _match_same_pitch(expected, s_pitch, p_on, p_pitch, window: float) -> np.nda
     return match
 
 
-def _match_wrong(expected, s_pitch, p_on, p_pitch, match) -> dict[int, int]:
+def _match_wrong(expected, s_pitch, p_on, p_pitch, match, not_wrong: Sequence[int] = ()) -> dict[int, int]:
     """Pair unmatched score notes with unmatched performed notes close in time and pitch: wrong
     pitches (a slip to a nearby key). Nearest in time first; among equally near, the nearer pitch.
     A note further off is read as a missed note and an extra one."""
     used = np.zeros(len(p_on), dtype=bool)
     used[match[match >= 0]] = True
+    used[list(not_wrong)] = True
     free_p = np.flatnonzero(~used)
     pairs = []
     for i in np.flatnonzero(match < 0):

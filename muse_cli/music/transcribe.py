@@ -295,7 +295,10 @@ def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray, scale: float | N
     return np.maximum(onset, rise)
 
 
-def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+PROMINENCE_FRAMES = 12  # how far (each side) a peak's prominence is measured: 140 ms
+
+
+def _onset_peaks(onset: np.ndarray, threshold: float, prominence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Frames and keys where the onset posterior is a strict local maximum in time above threshold.
 
     Silence is assumed before the first and after the last frame, so a note struck at the very
@@ -305,7 +308,21 @@ def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     padded = np.vstack([edge, onset, edge])
     inner = padded[1:-1]
     peak = (inner > padded[:-2]) & (inner > padded[2:]) & (inner >= threshold)
-    return np.nonzero(peak)
+    times, keys = np.nonzero(peak)
+    if prominence > 0 and len(times):
+        from scipy.signal import peak_prominences
+
+        keep = np.ones(len(times), bool)
+        order = np.lexsort((times, keys))
+        times, keys = times[order], keys[order]
+        for k in np.unique(keys):
+            rows = np.flatnonzero(keys == k)
+            prom = peak_prominences(padded[:, k], times[rows] + 1, wlen=2 * PROMINENCE_FRAMES + 1)[0]
+            keep[rows] = prom >= prominence
+        times, keys = times[keep], keys[keep]
+        order = np.lexsort((keys, times))
+        times, keys = times[order], keys[order]
+    return times, keys
 
 
 def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -> int:
@@ -330,6 +347,11 @@ class Decoding:
     min_note_s: float = 0.058  # --minimum-note-length (ms there)
     patience: int = 11
     restrike_threshold: float = 0.8
+    prominence: float = 0.1
+    lookback: int = 6
+    restrike_rise: float = 0.15
+    strong_onset: float = 0.7
+    weak_frame: float = 0.5
 
 
 def notes_from_posteriors(
@@ -339,6 +361,9 @@ def notes_from_posteriors(
     min_note_s: float = 0.058,
     patience: int = 11,
     restrike_threshold: float = 0.8,
+    prominence: float = 0.1,
+    lookback: int = 6,
+    restrike_rise: float = 0.15,
 ) -> list[Note]:
     """Decode posteriorgrams into notes.
 
@@ -346,7 +371,7 @@ def notes_from_posteriors(
     hold its partial leakage) until it ends, so an earlier onset on the same key stops where the
     next one begins. `min_note_s` is shorter than basic-pitch's 128 ms default so staccato survives.
     """
-    d = Decoding(onset_threshold, frame_threshold, min_note_s, patience, restrike_threshold)
+    d = Decoding(onset_threshold, frame_threshold, min_note_s, patience, restrike_threshold, prominence, lookback, restrike_rise)
     frame = post.frame.astype(np.float64)
     if len(frame) < 3:
         return []
@@ -364,14 +389,17 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
     min_frames = max(1, int(round(d.min_note_s * FPS)))
     notes = []
     near_end = False
-    times, keys = _onset_peaks(onset, d.onset_threshold)
+    times, keys = _onset_peaks(onset, d.onset_threshold, d.prominence)
     for t, k in sorted(zip(times, keys), reverse=True):
         if t + origin < keep_from:
             break
-        sounding = frame[max(t - 3, 0), k] >= d.frame_threshold
+        sounding = frame[max(t - d.lookback, 0) : max(t - 2, 1), k].min() >= d.frame_threshold
         if sounding and onset[t, k] < d.restrike_threshold:
-            continue
+            if not d.restrike_rise or frame[t : t + 4, k].max() - frame[max(t - 3, 0) : t + 1, k].min() < d.restrike_rise:
+                continue
         end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
+        if end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset:
+            end = _note_end(energy[:, k], t, d.frame_threshold * d.weak_frame, d.patience)
         kept = t + origin < keep_to  # else a later note, decoded here only for the energy it claims
         if kept and not final and end + 4 * d.patience >= len(frame):
             near_end = True
