@@ -415,6 +415,9 @@ PARTIALS_BELOW = (12, 19, 24)  # a note this far below a sounding one shares its
 RESCUE_ONSET = 0.4  # onset posterior peak that confirms a score note the decoder dropped ...
 RESCUE_ONSET_SHARED = 0.6  # ... and where a note a partial away starts with it (its sound may be all there is)
 RESCUE_WINDOW_S = 0.07  # how far from where the alignment expects it the peak may lie
+SLIP_SEMITONES = 2  # a wrong key looked for in the posteriors: at most a whole tone off ...
+SLIP_ONSET = 0.5  # ... with an onset peak the decoder would take (its onset threshold) ...
+SLIP_EXPECTED_S = 0.3  # ... on a key the score does not play this close in time
 RESCUE_CLAIMED_S = 0.035  # a peak this close to a transcribed note of the key is that note's
 HARMONIC_SOUNDING_LEAD_S = 0.06  # a partial may surface this much before its note's transcribed onset
 HARMONIC_ATTACK_S = 0.05  # a partial's onset comes with its source's attack, within this
@@ -484,48 +487,52 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     the key was struck: a legato repeated note, or a soft note in a dense chord. A key a partial
     away from a note that starts at the same time (an octave, a twelfth ...) can take its onset
     evidence from that note's sound, so there the peak must be stronger (RESCUE_ONSET_SHARED).
+    A transcribed extra note a key or two away that starts there with a stronger onset is the
+    player's slip (a wrong pitch), whose sound leaks onto the written key: no rescue then.
+
+    Where the written key shows no such peak, a neighbouring key (one or two semitones away) that
+    the score does not expect there, with an onset peak the decoder would have taken (SLIP_ONSET),
+    is read as a wrong pitch played for it.
+
     A rescued note cuts a transcribed note of its key that was still sounding (the decoder had
     merged the two strikes into one note). Returns the notes, sorted, and how many were added.
     """
     s_on = np.array([n.onset for n in score.notes])
+    s_pitch = np.array([n.pitch for n in score.notes])
     expected = np.interp(s_on, al.map_score, al.map_perf)
     notes = list(played)
     p_on = np.array([p.onset for p in notes])
     p_pitch = np.array([p.pitch for p in notes])
-    frames, keys = ev.onset.shape
     window = max(1, int(round(RESCUE_WINDOW_S * ev.fps)))
+    extra = [j for j, state in enumerate(al.played_status) if state == "extra"]
     added = []
     for i, note in enumerate(score.notes):
         if al.score_status[i] != "missed":
             continue
-        key = note.pitch - ev.lowest_pitch
         f = int(round(expected[i] * ev.fps))
-        lo, hi = max(f - window, 1), min(f + window + 1, frames - 1)
-        if not 0 <= key < keys or hi <= lo:
+        found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, notes, p_on, p_pitch)
+        pitch = note.pitch
+        if found is not None and any(
+                abs(notes[j].pitch - note.pitch) <= SLIP_SEMITONES and abs(notes[j].onset - found / ev.fps) <= RESCUE_WINDOW_S
+                and ev.onset_at(notes[j].onset, notes[j].pitch) > ev.onset[found, note.pitch - ev.lowest_pitch]
+                for j in extra):
             continue
-        column = ev.onset[:, key].astype(np.float32)
-        seg = column[lo:hi]
-        peaks = lo + np.flatnonzero((seg >= column[lo - 1 : hi - 1]) & (seg >= column[lo + 1 : hi + 1])
-                                    & (seg >= RESCUE_ONSET))
-        best = None
-        for c in sorted(peaks, key=lambda c: abs(c - f)):
-            t = c / ev.fps
-            if np.any((p_pitch == note.pitch) & (np.abs(p_on - t) <= RESCUE_CLAIMED_S)):
-                continue  # the decoder made this peak a note: the alignment already judged it
-            if column[c] < RESCUE_ONSET_SHARED and any(
-                    abs(q.onset - t) <= HARMONIC_SOUNDING_LEAD_S
-                    and (note.pitch - q.pitch in PARTIALS_ABOVE or q.pitch - note.pitch in PARTIALS_BELOW)
-                    for q in notes):
-                continue
-            best = c
-            break
-        if best is None:
+        if found is None:
+            best = 0.0
+            for slip in range(-SLIP_SEMITONES, SLIP_SEMITONES + 1):
+                other = note.pitch + slip
+                if slip == 0 or np.any((s_pitch == other) & (np.abs(expected - expected[i]) < SLIP_EXPECTED_S)):
+                    continue  # no slip, or a key the score plays here itself
+                c = _unclaimed_peak(ev, other, f, window, SLIP_ONSET, notes, p_on, p_pitch)
+                if c is not None and ev.onset[c, other - ev.lowest_pitch] > best:
+                    found, pitch, best = c, other, float(ev.onset[c, other - ev.lowest_pitch])
+        if found is None:
             continue
-        t = best / ev.fps
+        key = pitch - ev.lowest_pitch
         length = (note.offset - note.onset) * float(np.interp(note.onset, al.map_score, al.slope))
-        end = _activation_end(ev.frame[:, key], best, ev.fps, max(length, 0.06))
-        velocity = int(np.clip(round(127 * float(ev.frame[best:max(best + 1, int(round(end * ev.fps))), key].mean())), 1, 127))
-        added.append(PlayedNote(round(t, 4), round(end, 4), note.pitch, velocity))
+        end = _activation_end(ev.frame[:, key], found, ev.fps, max(length, 0.06))
+        velocity = int(np.clip(round(127 * float(ev.frame[found:max(found + 1, int(round(end * ev.fps))), key].mean())), 1, 127))
+        added.append(PlayedNote(round(found / ev.fps, 4), round(end, 4), pitch, velocity))
     if not added:
         return notes, 0
     for new in added:  # a rescued strike ends the transcribed note of its key that was sounding
@@ -535,6 +542,30 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     notes.extend(added)
     notes.sort(key=lambda p: (p.onset, p.pitch))
     return notes, len(added)
+
+
+def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: float, notes: Sequence[PlayedNote],
+                    p_on: np.ndarray, p_pitch: np.ndarray) -> int | None:
+    """The frame of the onset peak on a key nearest frame f (within `window`) that reaches
+    threshold, is no transcribed note's onset, and is not a partial's (see rescue_missed)."""
+    frames, keys = ev.onset.shape
+    key = pitch - ev.lowest_pitch
+    lo, hi = max(f - window, 1), min(f + window + 1, frames - 1)
+    if not 0 <= key < keys or hi <= lo:
+        return None
+    column = ev.onset[:, key]
+    seg = column[lo:hi]
+    peaks = lo + np.flatnonzero((seg >= column[lo - 1 : hi - 1]) & (seg >= column[lo + 1 : hi + 1]) & (seg >= threshold))
+    for c in sorted(peaks, key=lambda c: abs(c - f)):
+        t = c / ev.fps
+        if np.any((p_pitch == pitch) & (np.abs(p_on - t) <= RESCUE_CLAIMED_S)):
+            continue  # the decoder made this peak a note: the alignment already judged it
+        if column[c] < RESCUE_ONSET_SHARED and any(
+                abs(q.onset - t) <= HARMONIC_SOUNDING_LEAD_S
+                and (pitch - q.pitch in PARTIALS_ABOVE or q.pitch - pitch in PARTIALS_BELOW) for q in notes):
+            continue
+        return int(c)
+    return None
 
 
 def _activation_end(frame: np.ndarray, start: int, fps: float, written: float, threshold: float = 0.3,
