@@ -504,10 +504,10 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     p_on = np.array([p.onset for p in notes])
     p_pitch = np.array([p.pitch for p in notes])
     window = max(1, int(round(RESCUE_WINDOW_S * ev.fps)))
-    extra = [j for j, state in enumerate(al.played_status) if state == "extra"]
+    unmatched = [j for j, state in enumerate(al.played_status) if state in ("extra", "wrong")]
     added = []
     for i, note in enumerate(score.notes):
-        if al.score_status[i] != "missed":
+        if al.score_status[i] == "played":
             continue
         f = int(round(expected[i] * ev.fps))
         found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, notes, p_on, p_pitch)
@@ -515,7 +515,9 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
         if found is not None and any(
                 abs(notes[j].pitch - note.pitch) <= SLIP_SEMITONES and abs(notes[j].onset - found / ev.fps) <= RESCUE_WINDOW_S
                 and ev.onset_at(notes[j].onset, notes[j].pitch) > ev.onset[found, note.pitch - ev.lowest_pitch]
-                for j in extra):
+                for j in unmatched):
+            continue
+        if al.score_status[i] == "wrong" and found is None:
             continue
         if found is None:
             best = 0.0
