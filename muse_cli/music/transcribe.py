@@ -399,7 +399,10 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
                 continue
         end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
         if end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset:
-            end = _note_end(energy[:, k], t, d.frame_threshold * d.weak_frame, d.patience)
+            for level in (d.frame_threshold, d.frame_threshold * d.weak_frame):
+                end = _note_end(frame[:, k], t, level, d.patience)
+                if end - t > min_frames:
+                    break
         kept = t + origin < keep_to  # else a later note, decoded here only for the energy it claims
         if kept and not final and end + 4 * d.patience >= len(frame):
             near_end = True
