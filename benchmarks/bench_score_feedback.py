@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muse_cli.music.score import PlayedNote, Score, align, mark_overtones  # noqa: E402
+from muse_cli.music.score import Evidence, PlayedNote, Score, align, align_transcribed  # noqa: E402
 
 CORPUS = ("mozart/k545", "joplin/maple_leaf_rag", "bach/bwv66.6", "haydn/opus74no1/movement1")
 WRONG, MISSED, EXTRA = 0.05, 0.05, 0.03
@@ -313,11 +313,11 @@ def main() -> None:
             continue
         audio, renderer = render(planted)
         t0 = time.perf_counter()
-        notes = tr.transcribe(audio, 22050)
+        post = tr.posteriors(audio)  # as `muse analyze` does: notes, then the posteriors kept for the score
+        notes = tr.notes_from_posteriors(post)
         played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in notes]
         t1 = time.perf_counter()
-        result = align(score, played)
-        mark_overtones(played, result)
+        played, result, _ = align_transcribed(score, played, Evidence(post.onset, post.frame, tr.FPS, tr.LOWEST_PITCH))
         g = grade_audio(score, planted, played, result)
         totals["audio"].append(g)
         print(f"audio {score.name:26s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "

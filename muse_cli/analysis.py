@@ -55,6 +55,7 @@ class Analysis:
     png: bytes | None = None  # the plot, when request.plot
     envelope: np.ndarray | None = field(default=None, repr=False)  # [2, k] min/max of the mono waveform
     score_png: bytes | None = None  # the practice plot, when request.score and request.plot
+    posteriors: Any = field(default=None, repr=False)  # transcribe.Posteriors of audio, when request.score
 
 
 @dataclass(frozen=True)
@@ -225,11 +226,14 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
         onsets.add(pad)
         onsets.finish()
         notes: tuple[Note, ...] = ()
+        posteriors = None
         if stream is not None:
             stream.add(mono)
             decoding = tr.Decoding(onset_threshold=request.onset_threshold, frame_threshold=request.frame_threshold,
                                    min_note_s=request.minimum_note_length / 1000)
             notes = tuple(tr.notes_from_stream(stream.finish(), decoding))
+            if request.score is not None:  # practice feedback reads them again where the score expects notes
+                posteriors = stream.all()
     finally:
         if stream is not None:
             stream.close()
@@ -251,7 +255,7 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=reader.channels)
     report = _report(source, measured, request, scores, tr.METHOD if use_notes else None, warnings)
     midi = _midi_bytes(measured.notes) if request.midi else None
-    analysis = Analysis(report, measured.notes, midi, envelope=outline.envelope(ENVELOPE_POINTS))
+    analysis = Analysis(report, measured.notes, midi, envelope=outline.envelope(ENVELOPE_POINTS), posteriors=posteriors)
     if request.plot:
         analysis = replace(analysis, png=plot_png(analysis))
     progress(1.0, 1.0)

@@ -352,7 +352,7 @@ class Alignment:
 
     score_status: list[str]  # per score note: "played", "wrong", "missed"
     score_match: list[int | None]  # per score note: index of the performed note (played or wrong)
-    played_status: list[str]  # per performed note: "correct", "wrong", "extra" (or an artifact kind: mark_artifacts)
+    played_status: list[str]  # per performed note: "correct", "wrong", "extra" (or an artifact kind: find_artifacts)
     deviation: list[float | None]  # per score note: performed onset - expected onset, seconds
     map_score: np.ndarray = field(repr=False)  # knots of the fitted map: score seconds ...
     map_perf: np.ndarray = field(repr=False)  # ... -> performance seconds
@@ -643,21 +643,6 @@ def find_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | N
             found[j] = kind
             break
     return found
-
-
-def mark_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | None = None) -> dict[str, int]:
-    """`find_artifacts` among the extra notes, marked in al.played_status; counts per kind."""
-    counts = dict.fromkeys(ARTIFACT_KINDS, 0)
-    for j, kind in find_artifacts(played, al, ev).items():
-        if al.played_status[j] == "extra":
-            al.played_status[j] = kind
-            counts[kind] += 1
-    return counts
-
-
-def mark_overtones(played: Sequence[PlayedNote], al: Alignment) -> int:
-    """mark_artifacts without the posteriors; returns how many notes it marked."""
-    return sum(mark_artifacts(played, al).values())
 
 
 def _all_missed(score: Score) -> Alignment:

@@ -221,6 +221,17 @@ class PosteriorStream:
         data = np.frombuffer(self.spill.read((stop - first) * self.ROW * 4), dtype="<f4").reshape(-1, self.ROW)
         return Posteriors(data[:, :88], data[:, 88:])
 
+    def all(self, dtype=np.float16, chunk: int = 8192) -> Posteriors:
+        """Every row, read back block by block into arrays of `dtype` (float16 halves the memory;
+        the posteriors are probabilities, 3 significant digits are plenty)."""
+        frame = np.empty((self.n_frames, 88), dtype)
+        onset = np.empty((self.n_frames, 88), dtype)
+        for first in range(0, self.n_frames, chunk):
+            part = self.rows(first, first + chunk)
+            frame[first : first + len(part.frame)] = part.frame
+            onset[first : first + len(part.onset)] = part.onset
+        return Posteriors(frame, onset)
+
     def close(self) -> None:
         self.spill.close()
 
@@ -295,6 +306,7 @@ def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray, scale: float | N
     return np.maximum(onset, rise)
 
 
+PARTIALS = (12, 19, 24, 28, 31, 36)  # semitones from a fundamental up to its partials 2-8
 PROMINENCE_FRAMES = 12  # how far (each side) a peak's prominence is measured: 140 ms
 
 
@@ -390,6 +402,9 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
     notes = []
     near_end = False
     times, keys = _onset_peaks(onset, d.onset_threshold, d.prominence)
+    struck = np.zeros(onset.shape, bool)  # onset peaks, widened by 2 frames: notes starting together
+    for lag in range(-2, 3):
+        struck[np.clip(times + lag, 0, len(onset) - 1), keys] = True
     for t, k in sorted(zip(times, keys), reverse=True):
         if t + origin < keep_from:
             break
@@ -398,7 +413,8 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
             if not d.restrike_rise or frame[t : t + 4, k].max() - frame[max(t - 3, 0) : t + 1, k].min() < d.restrike_rise:
                 continue
         end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
-        if end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset:
+        if (end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset
+                and not any(k >= i and struck[t, k - i] for i in PARTIALS)):
             for level in (d.frame_threshold, d.frame_threshold * d.weak_frame):
                 end = _note_end(frame[:, k], t, level, d.patience)
                 if end - t > min_frames:
