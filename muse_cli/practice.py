@@ -42,7 +42,7 @@ from muse_cli.music.score import (
     spell,
 )
 
-METHOD = "librosa.sequence.dtw on onset chroma, then pitch-wise note matching with a local tempo fit"
+METHOD = "DTW on onset chroma, then pitch-wise note matching with a local tempo fit"
 TIMING_FLAG_MS = 50.0  # a note off by more than this is named early or late in its bar
 PASSAGE_CHANGE = 0.06  # a bar 6 % faster (slower) than the performance's own tempo rushes (drags)
 LOUDER = 8.0  # velocity units: the mean difference beyond which the take is louder or softer

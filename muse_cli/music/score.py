@@ -10,8 +10,10 @@ Alignment (`align`) has two stages, as in parangonar's AutomaticNoteMatcher (a D
 rolls, then note matching in windows around the warping path; parangonar/match/matchers.py,
 `pitch_and_onset_wise_times` and `get_score_to_perf_map`):
 
-1. a coarse time warp from `librosa.sequence.dtw` over onset-weighted chroma frames of score and
-   performance, which absorbs tempo changes, missed and extra notes;
+1. a coarse time warp from a DTW over onset-weighted chroma frames of score and performance,
+   which absorbs tempo changes, missed and extra notes (`_dtw_path`: the same recursion and
+   path as `librosa.sequence.dtw` with its default steps, in numpy, so an analysis does not
+   import librosa and numba for it: 0.75 s of the 5 s budget);
 2. note matching: each score note takes the nearest unused performed note of the same pitch
    around its warped time; the warp is then re-estimated from the matched notes themselves (a
    local linear fit over the nearest matched onsets, robust to outliers) and matching repeats
@@ -662,10 +664,45 @@ def _chroma_frames(onsets: np.ndarray, pitches: np.ndarray, start: float, frames
     return x / np.linalg.norm(x, axis=0, keepdims=True)
 
 
+def _dtw_path(cost: np.ndarray) -> np.ndarray:
+    """The minimum-cost warping path through cost [n, m] from (0, 0) to (n-1, m-1), as
+    librosa.sequence.dtw(C=cost, backtrack=True) with its default steps (diagonal, down, right;
+    all weights 1) finds it, first pair first; ties go to the diagonal, then down, as there.
+
+    Row by row: with A[j] = cost[i, j] + min(acc[i-1, j-1], acc[i-1, j]), the accumulated cost
+    acc[i, j] = min(A[j], cost[i, j] + acc[i, j-1]) unrolls to S[j] + min over k <= j of
+    (A[k] - S[k]), S the running sum of the row's cost: one cumulative minimum per row.
+    """
+    n, m = cost.shape
+    acc = np.empty((n, m))
+    acc[0] = np.cumsum(cost[0])
+    step = np.empty(m)
+    for i in range(1, n):
+        run = np.cumsum(cost[i])
+        step[0] = acc[i - 1, 0] + cost[i, 0]
+        step[1:] = cost[i, 1:] + np.minimum(acc[i - 1, :-1], acc[i - 1, 1:])
+        acc[i] = run + np.minimum.accumulate(step - run)
+    i, j = n - 1, m - 1
+    path = [(i, j)]
+    while i > 0 or j > 0:
+        if i == 0:
+            j -= 1
+        elif j == 0:
+            i -= 1
+        else:
+            diagonal, down, right = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+            if diagonal <= down and diagonal <= right:
+                i, j = i - 1, j - 1
+            elif down <= right:
+                i -= 1
+            else:
+                j -= 1
+        path.append((i, j))
+    return np.array(path[::-1])
+
+
 def _dtw_warp(s_on, s_pitch, p_on, p_pitch) -> tuple[np.ndarray, np.ndarray]:
     """Monotone map (score seconds -> performance seconds) from a DTW over chroma frames."""
-    from librosa.sequence import dtw
-
     s0, p0 = float(s_on.min()), float(p_on.min())
     s_len, p_len = float(s_on.max()) - s0, float(p_on.max()) - p0
     rate = min(DTW_RATE, (DTW_MAX_FRAMES - 1) / max(s_len, p_len, 1e-3))
@@ -675,8 +712,7 @@ def _dtw_warp(s_on, s_pitch, p_on, p_pitch) -> tuple[np.ndarray, np.ndarray]:
     xs = _chroma_frames(s_on, s_pitch, s0, ns, rate)
     xp = _chroma_frames(p_on, p_pitch, p0, npf, rate)
     cost = 1.0 - xs.T @ xp
-    _, path = dtw(C=cost, backtrack=True)
-    path = path[::-1]
+    path = _dtw_path(cost)
     # Average the performance frames that each score frame maps to: a monotone, one-valued map.
     sums = np.bincount(path[:, 0], weights=path[:, 1], minlength=ns)
     counts = np.bincount(path[:, 0], minlength=ns)
