@@ -362,12 +362,12 @@ class Alignment:
 
 
 def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray, np.ndarray] | None = None,
-          not_wrong: Sequence[int] = ()) -> Alignment:
+          ignore: Sequence[int] = ()) -> Alignment:
     """Align performed notes to score notes (see the module docstring). Needs at least one note each.
 
     `warp`: a score -> performance map (knots) to start from instead of the DTW's (a previous
-    alignment's map). `not_wrong`: performed notes that may not be read as a wrong pitch (notes
-    known to be transcription artifacts); they can still match a score note of their own pitch.
+    alignment's map). `ignore`: performed notes known to be no key press (transcription
+    artifacts): they match no score note and are left "extra" for the caller to mark.
     """
     s_on = np.array([n.onset for n in score.notes])
     s_pitch = np.array([n.pitch for n in score.notes])
@@ -376,6 +376,9 @@ def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray,
     if p_on.size == 0:
         return _all_missed(score)
     warp_s, warp_p = warp if warp is not None else _dtw_warp(s_on, s_pitch, p_on, p_pitch)
+    if len(ignore):
+        p_pitch = p_pitch.copy()
+        p_pitch[list(ignore)] = -1000  # matches no written pitch, nor any within a slip of one
     expected = np.interp(s_on, warp_s, warp_p)
     match = _match_same_pitch(expected, s_pitch, p_on, p_pitch, FIRST_WINDOW_S)
     knots, fitted, slope = _fit_map(s_on, p_on, match, warp_s, warp_p)
@@ -386,7 +389,7 @@ def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray,
     # The final matches come from the final map, so every status and deviation agrees with it.
     expected = np.interp(s_on, knots, fitted)
     match = _match_same_pitch(expected, s_pitch, p_on, p_pitch, SECOND_WINDOW_S)
-    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match, not_wrong)
+    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match)
     score_status, score_match, deviation = [], [], []
     played_status = ["extra"] * len(played)
     for i in range(len(score.notes)):
@@ -469,7 +472,7 @@ def align_transcribed(score: Score, played: Sequence[PlayedNote], evidence: Evid
             counts["rescued"] = rescued
     kinds = find_artifacts(notes, al, evidence)
     if any(al.played_status[j] == "wrong" for j in kinds):
-        al = align(score, notes, warp=(al.map_score, al.map_perf), not_wrong=sorted(kinds))
+        al = align(score, notes, warp=(al.map_score, al.map_perf), ignore=sorted(kinds))
         kinds = find_artifacts(notes, al, evidence)
     for kind in ARTIFACT_KINDS:
         counts[kind] = 0
@@ -740,13 +743,12 @@ def _match_same_pitch(expected, s_pitch, p_on, p_pitch, window: float) -> np.nda
     return match
 
 
-def _match_wrong(expected, s_pitch, p_on, p_pitch, match, not_wrong: Sequence[int] = ()) -> dict[int, int]:
+def _match_wrong(expected, s_pitch, p_on, p_pitch, match) -> dict[int, int]:
     """Pair unmatched score notes with unmatched performed notes close in time and pitch: wrong
     pitches (a slip to a nearby key). Nearest in time first; among equally near, the nearer pitch.
     A note further off is read as a missed note and an extra one."""
     used = np.zeros(len(p_on), dtype=bool)
     used[match[match >= 0]] = True
-    used[list(not_wrong)] = True
     free_p = np.flatnonzero(~used)
     pairs = []
     for i in np.flatnonzero(match < 0):
