@@ -643,7 +643,8 @@ def find_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | N
                 own = onset_strength(j)
                 if own >= onset_strength(int(m)):
                     continue
-                if kind != "retrigger" and p.onset - q.onset > HARMONIC_ATTACK_S and own >= STRONG_ONSET:
+                late = kind != "retrigger" and p.onset - q.onset > HARMONIC_ATTACK_S
+                if late and (own >= STRONG_ONSET or state == "wrong"):
                     continue
             found[j] = kind
             break
