@@ -644,7 +644,9 @@ def find_artifacts(played: Sequence[PlayedNote], al: Alignment, ev: Evidence | N
                 if own >= onset_strength(int(m)):
                     continue
                 late = kind != "retrigger" and p.onset - q.onset > HARMONIC_ATTACK_S
-                if late and (own >= STRONG_ONSET or state == "wrong"):
+                if state == "wrong" and (late or own >= STRONG_ONSET):
+                    continue  # the score expects a key here: only a faint onset at the attack is a partial
+                if late and own >= STRONG_ONSET:
                     continue
             found[j] = kind
             break
