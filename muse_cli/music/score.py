@@ -362,7 +362,7 @@ class Alignment:
 
 
 def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray, np.ndarray] | None = None,
-          ignore: Sequence[int] = ()) -> Alignment:
+          ignore: Sequence[int] = (), wrong_semitones: int = WRONG_MAX_SEMITONES) -> Alignment:
     """Align performed notes to score notes (see the module docstring). Needs at least one note each.
 
     `warp`: a score -> performance map (knots) to start from instead of the DTW's (a previous
@@ -389,7 +389,7 @@ def align(score: Score, played: Sequence[PlayedNote], *, warp: tuple[np.ndarray,
     # The final matches come from the final map, so every status and deviation agrees with it.
     expected = np.interp(s_on, knots, fitted)
     match = _match_same_pitch(expected, s_pitch, p_on, p_pitch, SECOND_WINDOW_S)
-    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match)
+    wrong = _match_wrong(expected, s_pitch, p_on, p_pitch, match, wrong_semitones)
     score_status, score_match, deviation = [], [], []
     played_status = ["extra"] * len(played)
     for i in range(len(score.notes)):
@@ -420,6 +420,10 @@ PARTIALS_BELOW = (12, 19, 24)  # a note this far below a sounding one shares its
 RESCUE_ONSET = 0.5  # onset posterior peak (the decoder's onset threshold) that confirms a score note the decoder dropped ...
 RESCUE_ONSET_SHARED = 0.6  # ... and where a note a partial away starts with it (its sound may be all there is)
 RESCUE_WINDOW_S = 0.07  # how far from where the alignment expects it the peak may lie
+NOISE_QUANTILE = 0.95  # a rescued onset stands above this share of the take's spurious onset peaks ...
+NOISE_MIN = 0.3  # ... (local maxima of at least this) ...
+NOISE_AWAY_S = 0.3  # ... this far from any written or transcribed onset of their key ...
+NOISE_MIN_PEAKS = 20  # ... when there are this many to measure
 SLIP_SEMITONES = 2  # a wrong key looked for in the posteriors: at most a whole tone off ...
 SLIP_ONSET = 0.5  # ... with an onset peak the decoder would take (its onset threshold) ...
 SLIP_EXPECTED_S = 0.3  # ... on a key the score does not play this close in time
@@ -463,16 +467,16 @@ def align_transcribed(score: Score, played: Sequence[PlayedNote], evidence: Evid
        the wrong pitches are paired again without the artifacts.
     """
     notes = list(played)
-    al = align(score, notes)
+    al = align(score, notes, wrong_semitones=SLIP_SEMITONES)
     counts = {"rescued": 0}
     if evidence is not None and notes:
         notes, rescued = rescue_missed(score, notes, al, evidence)
         if rescued:
-            al = align(score, notes, warp=(al.map_score, al.map_perf))
+            al = align(score, notes, warp=(al.map_score, al.map_perf), wrong_semitones=SLIP_SEMITONES)
             counts["rescued"] = rescued
     kinds = find_artifacts(notes, al, evidence)
     if any(al.played_status[j] == "wrong" for j in kinds):
-        al = align(score, notes, warp=(al.map_score, al.map_perf), ignore=sorted(kinds))
+        al = align(score, notes, warp=(al.map_score, al.map_perf), ignore=sorted(kinds), wrong_semitones=SLIP_SEMITONES)
         kinds = find_artifacts(notes, al, evidence)
     for kind in ARTIFACT_KINDS:
         counts[kind] = 0
@@ -509,13 +513,14 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     p_on = np.array([p.onset for p in notes])
     p_pitch = np.array([p.pitch for p in notes])
     window = max(1, int(round(RESCUE_WINDOW_S * ev.fps)))
+    floor = _noise_floor(ev, notes, expected, s_pitch) if NOISE_QUANTILE else (0.0, 0.0)
     unmatched = [j for j, state in enumerate(al.played_status) if state in ("extra", "wrong")]
     added = []
     for i, note in enumerate(score.notes):
         if al.score_status[i] == "played":
             continue
         f = int(round(expected[i] * ev.fps))
-        found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, notes, p_on, p_pitch)
+        found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, notes, p_on, p_pitch, floor)
         pitch = note.pitch
         if found is not None and any(
                 abs(notes[j].pitch - note.pitch) <= SLIP_SEMITONES and abs(notes[j].onset - found / ev.fps) <= RESCUE_WINDOW_S
@@ -530,7 +535,7 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
                 other = note.pitch + slip
                 if slip == 0 or np.any((s_pitch == other) & (np.abs(expected - expected[i]) < SLIP_EXPECTED_S)):
                     continue  # no slip, or a key the score plays here itself
-                c = _unclaimed_peak(ev, other, f, window, SLIP_ONSET, notes, p_on, p_pitch)
+                c = _unclaimed_peak(ev, other, f, window, SLIP_ONSET, notes, p_on, p_pitch, floor)
                 if c is not None and ev.onset[c, other - ev.lowest_pitch] > best:
                     found, pitch, best = c, other, float(ev.onset[c, other - ev.lowest_pitch])
         if found is None:
@@ -551,10 +556,58 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     return notes, len(added)
 
 
+def _noise_floor(ev: Evidence, notes: Sequence[PlayedNote], expected: np.ndarray, s_pitch: np.ndarray) -> tuple[float, float]:
+    """How strong the onset peaks are that this recording makes where no key was struck, on a
+    silent key and on a sounding one: the NOISE_QUANTILE of the onset posterior's local maxima
+    (above NOISE_MIN) away from every written and every transcribed onset of their key.
+
+    The model's spurious onsets (a partial, a chord's attack spread over other keys, a blip
+    inside a held note) differ in strength from one instrument and room to another; a rescue
+    must stand above what this take produces by itself, not only above a fixed threshold.
+    """
+    onset = ev.onset
+    frames, keys = onset.shape
+    padded = np.vstack([np.zeros((1, keys), onset.dtype), onset, np.zeros((1, keys), onset.dtype)])
+    t, k = np.nonzero((onset > padded[:-2]) & (onset >= padded[2:]) & (onset >= NOISE_MIN))
+    if not len(t):
+        return 0.0, 0.0
+    away = np.ones(len(t), bool)
+    seconds = t / ev.fps
+    written: dict[int, list[float]] = {}
+    for pitch, when in zip(s_pitch, expected):
+        written.setdefault(int(pitch) - ev.lowest_pitch, []).append(float(when))
+    for p in notes:
+        written.setdefault(p.pitch - ev.lowest_pitch, []).append(p.onset)
+    for key, times in written.items():
+        rows = np.flatnonzero(k == key)
+        if not len(rows):
+            continue
+        times = np.sort(np.array(times))
+        i = np.searchsorted(times, seconds[rows])
+        gap = np.minimum(np.abs(seconds[rows] - times[np.clip(i - 1, 0, len(times) - 1)]),
+                         np.abs(seconds[rows] - times[np.clip(i, 0, len(times) - 1)]))
+        away[rows[gap < NOISE_AWAY_S]] = False
+    sounding = _sounding(ev, t, k)
+    values = onset[t, k].astype(np.float32)
+    out = []
+    for part in (away & ~sounding, away & sounding):
+        out.append(float(np.quantile(values[part], NOISE_QUANTILE)) if part.sum() >= NOISE_MIN_PEAKS else 0.0)
+    return out[0], out[1]
+
+
+def _sounding(ev: Evidence, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether each key was sounding just before frame t (as the decoder's restrike rule sees it:
+    its frame activation above 0.3 throughout 6 to 2 frames back)."""
+    t = np.asarray(t)
+    back = np.stack([ev.frame[np.clip(t - lag, 0, len(ev.frame) - 1), k] for lag in range(2, 7)])
+    return (back.min(axis=0) >= 0.3) & (t >= 6)
+
+
 def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: float, notes: Sequence[PlayedNote],
-                    p_on: np.ndarray, p_pitch: np.ndarray) -> int | None:
+                    p_on: np.ndarray, p_pitch: np.ndarray, floor: tuple[float, float] = (0.0, 0.0)) -> int | None:
     """The frame of the onset peak on a key nearest frame f (within `window`) that reaches
-    threshold, is no transcribed note's onset, and is not a partial's (see rescue_missed)."""
+    threshold (and the take's noise floor for a silent or a sounding key), is no transcribed
+    note's onset, and is not a partial's (see rescue_missed)."""
     frames, keys = ev.onset.shape
     key = pitch - ev.lowest_pitch
     lo, hi = max(f - window, 1), min(f + window + 1, frames - 1)
@@ -563,6 +616,9 @@ def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: fl
     column = ev.onset[:, key]
     seg = column[lo:hi]
     peaks = lo + np.flatnonzero((seg >= column[lo - 1 : hi - 1]) & (seg >= column[lo + 1 : hi + 1]) & (seg >= threshold))
+    if len(peaks) and max(floor) > threshold:
+        sounding = _sounding(ev, peaks, np.full(len(peaks), key))
+        peaks = peaks[column[peaks] >= np.where(sounding, floor[1], floor[0])]
     for c in sorted(peaks, key=lambda c: abs(c - f)):
         t = c / ev.fps
         if np.any((p_pitch == pitch) & (np.abs(p_on - t) <= RESCUE_CLAIMED_S)):
@@ -746,7 +802,7 @@ def _match_same_pitch(expected, s_pitch, p_on, p_pitch, window: float) -> np.nda
     return match
 
 
-def _match_wrong(expected, s_pitch, p_on, p_pitch, match) -> dict[int, int]:
+def _match_wrong(expected, s_pitch, p_on, p_pitch, match, semitones: int = WRONG_MAX_SEMITONES) -> dict[int, int]:
     """Pair unmatched score notes with unmatched performed notes close in time and pitch: wrong
     pitches (a slip to a nearby key). Nearest in time first; among equally near, the nearer pitch.
     A note further off is read as a missed note and an extra one."""
@@ -756,7 +812,7 @@ def _match_wrong(expected, s_pitch, p_on, p_pitch, match) -> dict[int, int]:
     pairs = []
     for i in np.flatnonzero(match < 0):
         near = free_p[(np.abs(p_on[free_p] - expected[i]) < WRONG_WINDOW_S)
-                      & (np.abs(p_pitch[free_p] - s_pitch[i]) <= WRONG_MAX_SEMITONES)]
+                      & (np.abs(p_pitch[free_p] - s_pitch[i]) <= semitones)]
         for j in near:
             pairs.append((abs(p_on[j] - expected[i]) + 0.002 * abs(int(p_pitch[j]) - int(s_pitch[i])), int(i), int(j)))
     pairs.sort()
