@@ -12,14 +12,14 @@ The model file ships inside the `basic-pitch` wheel (installed with `--no-deps`:
 
 Notes are made from onset peaks followed along the frame posteriorgram until it stays below a
 threshold, the model's documented decoding (without its "melodia" pass, which adds onset-less
-notes that on piano are mostly sustain tails).
+notes that on piano are mostly sustain tails), with rules for piano described at `Decoding`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -244,12 +244,14 @@ def notes_from_stream(stream: PosteriorStream, decoding: "Decoding | None" = Non
                       chunk: int = CHUNK_FRAMES, lookahead: int = LOOKAHEAD_FRAMES) -> list[Note]:
     """`notes_from_posteriors` over posteriors too long to hold, chunk by chunk, with the same notes.
 
-    Each chunk's notes are decoded in a window reaching 3 frames back (the restrike test looks 3
-    frames back) and `lookahead` frames on, where the later notes are decoded too for the frames
+    Each chunk's notes are decoded in a window reaching CONTEXT_FRAMES back (what an onset's
+    tests look at before it: its prominence, the restrike look-back, notes struck with it) and
+    `lookahead` frames on, where the later notes are decoded too for the frames
     they claim; a chunk whose note comes near the window's end is decoded again with twice the
     lookahead. The rise scale of the inferred onsets is taken over the whole file first.
     """
     decoding = decoding or Decoding()
+    context = max(decoding.lookback, CONTEXT_FRAMES)
     n = stream.n_frames
     if n < 3:
         return []
@@ -267,7 +269,7 @@ def notes_from_stream(stream: PosteriorStream, decoding: "Decoding | None" = Non
     for first in range(0, n, chunk):
         ahead = lookahead
         while True:
-            origin, stop = max(0, first - 3), min(n, first + chunk + ahead)
+            origin, stop = max(0, first - context), min(n, first + chunk + ahead)
             post = stream.rows(origin, stop)
             found, near_end = _decode(post.frame.astype(np.float64), post.onset.astype(np.float64), scale,
                                       origin, first, first + chunk, decoding, final=stop >= n)
@@ -308,10 +310,13 @@ def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray, scale: float | N
 
 PARTIALS = (12, 19, 24, 28, 31, 36)  # semitones from a fundamental up to its partials 2-8
 PROMINENCE_FRAMES = 12  # how far (each side) a peak's prominence is measured: 140 ms
+CONTEXT_FRAMES = PROMINENCE_FRAMES + 3  # frames before an onset that its tests read (see notes_from_stream)
 
 
 def _onset_peaks(onset: np.ndarray, threshold: float, prominence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and keys where the onset posterior is a strict local maximum in time above threshold.
+    """Frames and keys where the onset posterior is a strict local maximum in time above threshold
+    and, with `prominence`, stands that much above the dip to any higher peak within
+    PROMINENCE_FRAMES (scipy.signal.peak_prominences with that window): one hump, one onset.
 
     Silence is assumed before the first and after the last frame, so a note struck at the very
     start of the recording still peaks.
@@ -352,7 +357,29 @@ def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -
 
 @dataclass(frozen=True)
 class Decoding:
-    """Thresholds of `notes_from_posteriors` (basic-pitch's names in its CLI in brackets)."""
+    """Thresholds of `notes_from_posteriors` (basic-pitch's names in its CLI in brackets).
+
+    basic-pitch's decoding (spotify/basic-pitch, basic_pitch/note_creation.py,
+    `output_to_notes_polyphonic`) makes a note of every onset-posterior peak above the onset
+    threshold and follows it while the frame posterior stays above the frame threshold. On
+    piano recordings that rule both adds and drops notes; the rules below were measured on
+    rendered piano takes (benchmarks/bench_score_feedback.py, docs/practice.md):
+
+    - prominence: the onset posterior of one strike often rises in a hump with a small bump on
+      its flank; a peak that stands less than this above the dip to a higher neighbouring peak
+      (within PROMINENCE_FRAMES) is part of that hump, not a second strike;
+    - lookback, restrike_threshold, restrike_rise: a key whose frame posterior stayed above the
+      frame threshold throughout `lookback` to 2 frames before an onset is still sounding; a new
+      onset there is a re-strike only when strong (restrike_threshold) or when the key's frame
+      activation jumps by restrike_rise (a struck string is excited anew; a re-trigger artifact
+      of the model leaves the activation flat). A one-frame look-back read the frame posterior's
+      early rise before a real onset as the key sounding, and lost that note;
+    - strong_onset, weak_frame: a strong onset peak whose frame activation never reaches the
+      frame threshold (high notes, which decay fast, and notes whose activation a struck
+      neighbour claimed) still makes a note, followed on the key's own activation (then at
+      weak_frame of the threshold), unless a note a partial below starts with it: then it is
+      most likely that note's overtone.
+    """
 
     onset_threshold: float = 0.5  # --onset-threshold
     frame_threshold: float = 0.3  # --frame-threshold
@@ -366,24 +393,15 @@ class Decoding:
     weak_frame: float = 0.5
 
 
-def notes_from_posteriors(
-    post: Posteriors,
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.3,
-    min_note_s: float = 0.058,
-    patience: int = 11,
-    restrike_threshold: float = 0.8,
-    prominence: float = 0.1,
-    lookback: int = 6,
-    restrike_rise: float = 0.15,
-) -> list[Note]:
-    """Decode posteriorgrams into notes.
+def notes_from_posteriors(post: Posteriors, decoding: Decoding | None = None, **thresholds) -> list[Note]:
+    """Decode posteriorgrams into notes (`Decoding` holds the thresholds; keyword arguments
+    override single ones, e.g. onset_threshold=0.6).
 
     Onsets are handled latest first, and each claims its key (and the neighbouring keys, which
     hold its partial leakage) until it ends, so an earlier onset on the same key stops where the
     next one begins. `min_note_s` is shorter than basic-pitch's 128 ms default so staccato survives.
     """
-    d = Decoding(onset_threshold, frame_threshold, min_note_s, patience, restrike_threshold, prominence, lookback, restrike_rise)
+    d = replace(decoding or Decoding(), **thresholds)
     frame = post.frame.astype(np.float64)
     if len(frame) < 3:
         return []
@@ -402,17 +420,21 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
     notes = []
     near_end = False
     times, keys = _onset_peaks(onset, d.onset_threshold, d.prominence)
-    struck = np.zeros(onset.shape, bool)  # onset peaks, widened by 2 frames: notes starting together
+    struck = np.zeros(onset.shape, bool)  # onset peaks widened by 2 frames: which keys start together
     for lag in range(-2, 3):
         struck[np.clip(times + lag, 0, len(onset) - 1), keys] = True
     for t, k in sorted(zip(times, keys), reverse=True):
         if t + origin < keep_from:
             break
+        # A re-strike of a sounding key needs a strong onset or a jump of its activation (Decoding).
         sounding = frame[max(t - d.lookback, 0) : max(t - 2, 1), k].min() >= d.frame_threshold
         if sounding and onset[t, k] < d.restrike_threshold:
-            if not d.restrike_rise or frame[t : t + 4, k].max() - frame[max(t - 3, 0) : t + 1, k].min() < d.restrike_rise:
+            jump = frame[t : t + 4, k].max() - frame[max(t - 3, 0) : t + 1, k].min()
+            if not d.restrike_rise or jump < d.restrike_rise:
                 continue
         end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
+        # A strong onset with too little activation left for it: its own activation, unless a
+        # note a partial below starts with it (Decoding.strong_onset).
         if (end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset
                 and not any(k >= i and struck[t, k - i] for i in PARTIALS)):
             for level in (d.frame_threshold, d.frame_threshold * d.weak_frame):
