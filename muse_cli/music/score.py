@@ -424,6 +424,7 @@ NOISE_QUANTILE = 0.95  # a rescued onset stands above this share of the take's s
 NOISE_MIN = 0.3  # ... (local maxima of at least this) ...
 NOISE_AWAY_S = 0.3  # ... this far from any written or transcribed onset of their key ...
 NOISE_MIN_PEAKS = 20  # ... when there are this many to measure
+SOUNDING_LEVEL, SOUNDING_FRAMES = 0.3, 6  # a key sounds when its frame activation held this level so long
 SLIP_SEMITONES = 2  # a wrong key looked for in the posteriors: at most a whole tone off ...
 SLIP_ONSET = 0.5  # ... with an onset peak the decoder would take (its onset threshold) ...
 SLIP_EXPECTED_S = 0.3  # ... on a key the score does not play this close in time
@@ -487,21 +488,25 @@ def align_transcribed(score: Score, played: Sequence[PlayedNote], evidence: Evid
 
 
 def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev: Evidence) -> tuple[list[PlayedNote], int]:
-    """Score notes the alignment calls missed, looked for again in the posteriors.
+    """Score notes the alignment calls missed (or wrong), looked for again in the posteriors.
 
     The decoder turns an onset peak into a note only when the key's frame activation holds above
     its threshold and, on a key already sounding, only for a very strong onset (else a re-trigger
     of one note would read as two). Both rules guard against notes nobody played; where the score
-    expects the key, an onset peak of RESCUE_ONSET near the expected time is evidence enough that
-    the key was struck: a legato repeated note, or a soft note in a dense chord. A key a partial
-    away from a note that starts at the same time (an octave, a twelfth ...) can take its onset
-    evidence from that note's sound, so there the peak must be stronger (RESCUE_ONSET_SHARED).
-    A transcribed extra note a key or two away that starts there with a stronger onset is the
-    player's slip (a wrong pitch), whose sound leaks onto the written key: no rescue then.
+    expects the key, an onset peak near the expected time (RESCUE_WINDOW_S) is evidence enough that
+    the key was struck, a legato repeated note or a soft note in a dense chord, when it reaches
+    the decoder's onset threshold (RESCUE_ONSET) and stands above the take's own noise floor
+    (`_noise_floor`: how strong this recording's spurious onset peaks are, on silent and on
+    sounding keys). A key a partial away from a note that starts with it (an octave, a
+    twelfth ...) can take its onset evidence from that note's sound, so there the peak must be
+    stronger (RESCUE_ONSET_SHARED). A transcribed unmatched note a key or two away that starts
+    there with a stronger onset is the player's slip, whose sound leaks onto the written key: no
+    rescue then. A score note the alignment paired with a wrong pitch is rescued too when its own
+    key shows such a peak: then the "wrong" note was something else (an extra note, an artifact).
 
-    Where the written key shows no such peak, a neighbouring key (one or two semitones away) that
-    the score does not expect there, with an onset peak the decoder would have taken (SLIP_ONSET),
-    is read as a wrong pitch played for it.
+    Where the written key of a missed note shows no such peak, a neighbouring key (at most
+    SLIP_SEMITONES away) that the score does not play there, with a peak that passes the same
+    tests (SLIP_ONSET), is read as a wrong pitch played for it.
 
     A rescued note cuts a transcribed note of its key that was still sounding (the decoder had
     merged the two strikes into one note). Returns the notes, sorted, and how many were added.
@@ -513,29 +518,29 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
     p_on = np.array([p.onset for p in notes])
     p_pitch = np.array([p.pitch for p in notes])
     window = max(1, int(round(RESCUE_WINDOW_S * ev.fps)))
-    floor = _noise_floor(ev, notes, expected, s_pitch) if NOISE_QUANTILE else (0.0, 0.0)
-    unmatched = [j for j, state in enumerate(al.played_status) if state in ("extra", "wrong")]
+    floor = _noise_floor(ev, notes, expected, s_pitch)
+    unmatched = np.array([j for j, state in enumerate(al.played_status) if state in ("extra", "wrong")], dtype=int)
+    u_on, u_pitch = p_on[unmatched], p_pitch[unmatched]
+    u_strength = np.array([ev.onset_at(p_on[j], int(p_pitch[j])) for j in unmatched])
     added = []
     for i, note in enumerate(score.notes):
         if al.score_status[i] == "played":
             continue
         f = int(round(expected[i] * ev.fps))
-        found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, notes, p_on, p_pitch, floor)
+        found = _unclaimed_peak(ev, note.pitch, f, window, RESCUE_ONSET, p_on, p_pitch, floor)
         pitch = note.pitch
-        if found is not None and any(
-                abs(notes[j].pitch - note.pitch) <= SLIP_SEMITONES and abs(notes[j].onset - found / ev.fps) <= RESCUE_WINDOW_S
-                and ev.onset_at(notes[j].onset, notes[j].pitch) > ev.onset[found, note.pitch - ev.lowest_pitch]
-                for j in unmatched):
-            continue
-        if al.score_status[i] == "wrong" and found is None:
-            continue
-        if found is None:
+        if found is not None:
+            leak = ((np.abs(u_pitch - note.pitch) <= SLIP_SEMITONES) & (np.abs(u_on - found / ev.fps) <= RESCUE_WINDOW_S)
+                    & (u_strength > ev.onset[found, note.pitch - ev.lowest_pitch]))
+            if leak.any():
+                continue
+        elif al.score_status[i] == "missed":
             best = 0.0
             for slip in range(-SLIP_SEMITONES, SLIP_SEMITONES + 1):
                 other = note.pitch + slip
                 if slip == 0 or np.any((s_pitch == other) & (np.abs(expected - expected[i]) < SLIP_EXPECTED_S)):
                     continue  # no slip, or a key the score plays here itself
-                c = _unclaimed_peak(ev, other, f, window, SLIP_ONSET, notes, p_on, p_pitch, floor)
+                c = _unclaimed_peak(ev, other, f, window, SLIP_ONSET, p_on, p_pitch, floor)
                 if c is not None and ev.onset[c, other - ev.lowest_pitch] > best:
                     found, pitch, best = c, other, float(ev.onset[c, other - ev.lowest_pitch])
         if found is None:
@@ -543,14 +548,14 @@ def rescue_missed(score: Score, played: Sequence[PlayedNote], al: Alignment, ev:
         key = pitch - ev.lowest_pitch
         length = (note.offset - note.onset) * float(np.interp(note.onset, al.map_score, al.slope))
         end = _activation_end(ev.frame[:, key], found, ev.fps, max(length, 0.06))
-        velocity = int(np.clip(round(127 * float(ev.frame[found:max(found + 1, int(round(end * ev.fps))), key].mean())), 1, 127))
-        added.append(PlayedNote(round(found / ev.fps, 4), round(end, 4), pitch, velocity))
+        level = ev.frame[found : max(found + 1, int(round(end * ev.fps))), key].astype(np.float32).mean()
+        added.append(PlayedNote(round(found / ev.fps, 4), round(end, 4), pitch, int(np.clip(round(127 * float(level)), 1, 127))))
     if not added:
         return notes, 0
     for new in added:  # a rescued strike ends the transcribed note of its key that was sounding
-        for j, p in enumerate(notes):
-            if p.pitch == new.pitch and p.onset < new.onset < p.offset:
-                notes[j] = replace(p, offset=new.onset)
+        for j in np.flatnonzero((p_pitch == new.pitch) & (p_on < new.onset)):
+            if notes[j].offset > new.onset:
+                notes[j] = replace(notes[j], offset=new.onset)
     notes.extend(added)
     notes.sort(key=lambda p: (p.onset, p.pitch))
     return notes, len(added)
@@ -596,18 +601,18 @@ def _noise_floor(ev: Evidence, notes: Sequence[PlayedNote], expected: np.ndarray
 
 
 def _sounding(ev: Evidence, t: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Whether each key was sounding just before frame t (as the decoder's restrike rule sees it:
-    its frame activation above 0.3 throughout 6 to 2 frames back)."""
+    """Whether each key was sounding just before frame t, as the decoder's restrike rule sees it
+    (transcribe.Decoding: frame activation at its frame threshold throughout 6 to 2 frames back)."""
     t = np.asarray(t)
-    back = np.stack([ev.frame[np.clip(t - lag, 0, len(ev.frame) - 1), k] for lag in range(2, 7)])
-    return (back.min(axis=0) >= 0.3) & (t >= 6)
+    back = np.stack([ev.frame[np.clip(t - lag, 0, len(ev.frame) - 1), k] for lag in range(2, SOUNDING_FRAMES + 1)])
+    return (back.min(axis=0) >= SOUNDING_LEVEL) & (t >= SOUNDING_FRAMES)
 
 
-def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: float, notes: Sequence[PlayedNote],
-                    p_on: np.ndarray, p_pitch: np.ndarray, floor: tuple[float, float] = (0.0, 0.0)) -> int | None:
+def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: float, p_on: np.ndarray,
+                    p_pitch: np.ndarray, floor: tuple[float, float] = (0.0, 0.0)) -> int | None:
     """The frame of the onset peak on a key nearest frame f (within `window`) that reaches
-    threshold (and the take's noise floor for a silent or a sounding key), is no transcribed
-    note's onset, and is not a partial's (see rescue_missed)."""
+    threshold and the take's noise floor (for a silent or a sounding key), is no transcribed
+    note's onset, and is not a partial's (see rescue_missed); None when there is none."""
     frames, keys = ev.onset.shape
     key = pitch - ev.lowest_pitch
     lo, hi = max(f - window, 1), min(f + window + 1, frames - 1)
@@ -619,14 +624,14 @@ def _unclaimed_peak(ev: Evidence, pitch: int, f: int, window: int, threshold: fl
     if len(peaks) and max(floor) > threshold:
         sounding = _sounding(ev, peaks, np.full(len(peaks), key))
         peaks = peaks[column[peaks] >= np.where(sounding, floor[1], floor[0])]
+    interval = pitch - p_pitch
+    partner = np.isin(interval, PARTIALS_ABOVE) | np.isin(-interval, PARTIALS_BELOW)
     for c in sorted(peaks, key=lambda c: abs(c - f)):
         t = c / ev.fps
         if np.any((p_pitch == pitch) & (np.abs(p_on - t) <= RESCUE_CLAIMED_S)):
             continue  # the decoder made this peak a note: the alignment already judged it
-        if column[c] < RESCUE_ONSET_SHARED and any(
-                abs(q.onset - t) <= HARMONIC_SOUNDING_LEAD_S
-                and (pitch - q.pitch in PARTIALS_ABOVE or q.pitch - pitch in PARTIALS_BELOW) for q in notes):
-            continue
+        if column[c] < RESCUE_ONSET_SHARED and np.any(partner & (np.abs(p_on - t) <= HARMONIC_SOUNDING_LEAD_S)):
+            continue  # a note a partial away starts here: its sound may be all this peak is
         return int(c)
     return None
 
