@@ -602,9 +602,9 @@ def _noise_floor(ev: Evidence, notes: Sequence[PlayedNote], expected: np.ndarray
 
 def _sounding(ev: Evidence, t: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Whether each key was sounding just before frame t, as the decoder's restrike rule sees it
-    (transcribe.Decoding: frame activation at its frame threshold throughout 6 to 2 frames back)."""
+    (transcribe.Decoding: frame activation at its frame threshold from 6 to 3 frames back)."""
     t = np.asarray(t)
-    back = np.stack([ev.frame[np.clip(t - lag, 0, len(ev.frame) - 1), k] for lag in range(2, SOUNDING_FRAMES + 1)])
+    back = np.stack([ev.frame[np.clip(t - lag, 0, len(ev.frame) - 1), k] for lag in range(3, SOUNDING_FRAMES + 1)])
     return (back.min(axis=0) >= SOUNDING_LEVEL) & (t >= SOUNDING_FRAMES)
 
 
