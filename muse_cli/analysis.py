@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -170,6 +171,9 @@ BLOCK_S = 30.0
 """Audio is decoded and measured this many seconds at a time: memory does not grow with length."""
 MODEL_QUEUE = 2
 """Mono blocks that may wait for the transcription model (each BLOCK_S of 22050 Hz float32)."""
+MODEL_THREADS = max(1, (os.cpu_count() or 2) - 1)
+"""The transcription model's operator threads: all cores but the one that measures the spectra
+meanwhile (on 2 cores one thread: it also spends less CPU than two, which contend)."""
 
 
 def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
@@ -195,7 +199,7 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     limit = int(math.ceil(request.max_duration * sr))
     expected = max(1, reader.frames)
 
-    stream = tr.PosteriorStream() if use_notes else None
+    stream = tr.PosteriorStream(threads=MODEL_THREADS) if use_notes else None
     model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-transcription") if use_notes else None
     pending: list = []
 

@@ -97,11 +97,13 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=2)
-def _session(path: str):
+def _session(path: str, threads: int = 0):
+    """An onnxruntime session; `threads` for its operators (0: onnxruntime's default, one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the converted graph triggers harmless shape warnings
+    options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
@@ -159,13 +161,15 @@ class PosteriorStream:
 
     ROW = 2 * 88  # float32 frame | onset per row
 
-    def __init__(self, progress: ProgressFn = null_progress, expected_samples: int | None = None):
+    def __init__(self, progress: ProgressFn = null_progress, expected_samples: int | None = None, threads: int = 0):
+        """`threads`: the model's operator threads (0: one per core); fewer leave cores to work
+        done alongside (`muse analyze` runs the model while it measures the spectra)."""
         import tempfile
 
         path = model_path()
         if path is None:
             raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
-        self.session = _session(str(path))
+        self.session = _session(str(path), threads)
         self.progress, self.expected = progress, expected_samples
         self.buffer = np.zeros(0, np.float32)
         self.origin = 0  # sample index of buffer[0]
