@@ -43,6 +43,11 @@ from muse_cli.music.score import (
 )
 
 METHOD = "DTW on onset chroma, then pitch-wise note matching with a local tempo fit"
+ARTIFACT_WORDS = {  # (one, several) per kind of transcription artifact (score.find_artifacts)
+    "overtone": ("{} overtone of a louder note", "{} overtones of louder notes"),
+    "undertone": ("{} octave-below echo of a louder note", "{} octave-below echoes of louder notes"),
+    "retrigger": ("{} second onset inside one note", "{} second onsets inside notes"),
+}
 TIMING_FLAG_MS = 50.0  # a note off by more than this is named early or late in its bar
 PASSAGE_CHANGE = 0.06  # a bar 6 % faster (slower) than the performance's own tempo rushes (drags)
 LOUDER = 8.0  # velocity units: the mean difference beyond which the take is louder or softer
@@ -73,13 +78,14 @@ def attach(analysis: Any, score: Score, request: Any) -> Any:
         warnings.append("score feedback from audio rests on the transcription: see docs/practice.md for its limits")
     artifacts = {kind: counts.get(kind, 0) for kind in ARTIFACT_KINDS if counts.get(kind, 0)}
     if artifacts:
-        words = {"overtone": "overtones of louder notes", "undertone": "octave-below echoes of louder notes",
-                 "retrigger": "second onsets inside one note"}
-        warnings.append(f"{sum(artifacts.values())} transcribed notes were read as transcription artifacts, not extra "
-                        "notes: " + ", ".join(f"{n} {words[kind]}" for kind, n in artifacts.items()))
+        total = sum(artifacts.values())
+        warnings.append(f"{_plural(total, 'transcribed note')} {'was' if total == 1 else 'were'} read as transcription "
+                        "artifacts, not extra notes: " + ", ".join(ARTIFACT_WORDS[kind][n != 1].format(n)
+                                                                   for kind, n in artifacts.items()))
     if counts.get("rescued"):
-        warnings.append(f"{counts['rescued']} score notes the transcription left out were found in its onset evidence "
-                        "where the score expects them")
+        n = counts["rescued"]
+        warnings.append(f"{_plural(n, 'score note')} the transcription left out {'was' if n == 1 else 'were'} found in "
+                        "its onset evidence where the score expects {}".format("it" if n == 1 else "them"))
     report = report.model_copy(update={"warnings": warnings})
     analysis = replace(analysis, report=report, posteriors=None)
     if request.plot:
