@@ -6,7 +6,8 @@ known faults: about 5 % of notes at a wrong pitch (1 or 2 semitones off), 5 % mi
 (stray notes away from any written note of their pitch), onset jitter of sigma 30 ms, and a tempo
 drift from 10 % slow to 10 % fast over the piece. Each performance is analysed as MIDI and as
 audio (FluidSynth with a GM SoundFont where one is found, else the built-in synth; transcribed
-by the bundled basic-pitch model).
+by the bundled basic-pitch model and aligned as `muse analyze` does: `align_transcribed` with the
+model's posteriors, which finds dropped notes in them and sets transcription artifacts aside).
 
 Counted per input kind:
 - found: planted faults reported as that fault (a wrong pitch as a wrong pitch, ...);
@@ -19,6 +20,7 @@ on a 3-minute piece, for MIDI and for audio input.
     python benchmarks/bench_score_feedback.py            # the table (a few minutes on 2 cores)
     python benchmarks/bench_score_feedback.py --quick    # fewer pieces, no audio
     python benchmarks/bench_score_feedback.py --compare  # also parangonar's matcher, where installed
+    python benchmarks/bench_score_feedback.py --builtin-synth  # audio from the built-in synth, not FluidSynth
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muse_cli.music.score import PlayedNote, Score, align, mark_overtones  # noqa: E402
+from muse_cli.music.score import Evidence, PlayedNote, Score, align, align_transcribed  # noqa: E402
 
 CORPUS = ("mozart/k545", "joplin/maple_leaf_rag", "bach/bwv66.6", "haydn/opus74no1/movement1")
 WRONG, MISSED, EXTRA = 0.05, 0.05, 0.03
@@ -290,7 +292,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="two corpus pieces, no audio, no whole-process timing")
     ap.add_argument("--compare", action="store_true", help="also run parangonar's AutomaticNoteMatcher (if installed)")
     ap.add_argument("--no-audio", action="store_true")
+    ap.add_argument("--builtin-synth", action="store_true", help="render audio with the built-in synth, not FluidSynth")
     args = ap.parse_args()
+    if args.builtin_synth:
+        global SOUNDFONTS
+        SOUNDFONTS = ()
     from muse_cli.music import transcribe as tr
 
     scores = etude_scores() + corpus_scores(CORPUS[:2] if args.quick else CORPUS)
@@ -313,11 +319,11 @@ def main() -> None:
             continue
         audio, renderer = render(planted)
         t0 = time.perf_counter()
-        notes = tr.transcribe(audio, 22050)
+        post = tr.posteriors(audio)  # as `muse analyze` does: notes, then the posteriors kept for the score
+        notes = tr.notes_from_posteriors(post)
         played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in notes]
         t1 = time.perf_counter()
-        result = align(score, played)
-        mark_overtones(played, result)
+        played, result, _ = align_transcribed(score, played, Evidence(post.onset, post.frame, tr.FPS, tr.LOWEST_PITCH))
         g = grade_audio(score, planted, played, result)
         totals["audio"].append(g)
         print(f"audio {score.name:26s} notes {g['notes']:5d}  found {g['found']:3d}/{g['planted']:3d}  "

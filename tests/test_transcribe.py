@@ -74,6 +74,73 @@ def test_a_sudden_frame_rise_counts_as_an_onset():
     assert [n.pitch for n in tr.notes_from_posteriors(post)] == [60, 71]
 
 
+def _with_reference_strike(post: tr.Posteriors) -> tr.Posteriors:
+    """A clean strike on a far key: it sets the scale of the onsets inferred from frame rises
+    (the largest rise matches the largest onset), so gentle ramps elsewhere infer none."""
+    _strike(post, key=80, start=150, end=190)
+    return post
+
+
+def test_a_bump_on_the_flank_of_one_onset_hump_is_not_a_second_note():
+    post = _with_reference_strike(_posteriors())
+    post.frame[20:29, 39] = np.linspace(0.1, 0.8, 9)
+    post.frame[29:80, 39] = 0.8
+    post.onset[18:31, 39] = [0.3, 0.45, 0.54, 0.53, 0.56, 0.62, 0.7, 0.8, 0.85, 0.8, 0.6, 0.4, 0.2]
+    notes = [n for n in tr.notes_from_posteriors(post) if n.pitch == 60]
+    assert [round(n.onset * tr.FPS) for n in notes] == [26]  # 0.54 dips only to 0.53 before the hump's top
+    assert len([n for n in tr.notes_from_posteriors(post, prominence=0.0) if n.pitch == 60]) == 2  # basic-pitch's picking
+
+
+def test_restrike_with_a_jump_of_the_activation_is_a_new_note():
+    post = _posteriors()
+    _strike(post, key=39, start=20, end=120, level=0.5)
+    post.frame[70:120, 39] = 0.75  # the string excited anew
+    post.onset[70, 39] = 0.65  # below the restrike threshold
+    first, second = tr.notes_from_posteriors(post)
+    assert second.onset == pytest.approx(70 / tr.FPS, abs=1e-3) and first.offset == second.onset
+    assert len(tr.notes_from_posteriors(post, restrike_rise=0.0)) == 1
+
+
+def test_an_early_rise_of_the_activation_does_not_read_as_the_key_sounding():
+    post = _with_reference_strike(_posteriors())
+    post.frame[15:23, 39] = np.linspace(0.1, 0.8, 8)  # the activation rises from frame 15 ...
+    post.frame[23:80, 39] = 0.8
+    post.onset[20, 39] = 0.6  # ... and the onset peaks 5 frames into the rise
+    notes = [n for n in tr.notes_from_posteriors(post) if n.pitch == 60]
+    assert [round(n.onset * tr.FPS) for n in notes] == [20]
+    # Looking one frame back (3 frames before the onset) saw the key sounding: a weak restrike.
+    assert [n for n in tr.notes_from_posteriors(post, lookback=3, restrike_rise=0.0) if n.pitch == 60] == []
+
+
+def test_a_strong_onset_with_faint_activation_is_a_note_unless_an_overtone():
+    post = _posteriors()
+    post.frame[20:60, 60] = 0.2  # a high note: strong onset, frame posterior below threshold
+    post.onset[20, 60] = 0.85
+    _strike(post, key=20, start=100, end=160)  # a note and, an octave up, a faint partial with a strong onset
+    post.frame[100:140, 32] = 0.2
+    post.onset[100, 32] = 0.85
+    notes = tr.notes_from_posteriors(post)
+    assert [(n.pitch, round(n.onset * tr.FPS)) for n in notes] == [(81, 20), (41, 100)]
+    assert notes[0].offset == pytest.approx(60 / tr.FPS, abs=1e-3)  # followed at half the frame threshold
+    assert len(tr.notes_from_posteriors(post, strong_onset=0.0)) == 1
+
+
+def test_posterior_stream_reads_back_every_row():
+    if not tr.available():
+        pytest.skip(tr.unavailable_reason())
+    y = np.random.default_rng(1).standard_normal(60_000).astype(np.float32) * 0.1
+    stream = tr.PosteriorStream()
+    stream.add(y)
+    stream.finish()
+    try:
+        whole = stream.rows(0, stream.n_frames)
+        small = stream.all(chunk=50)
+        assert small.frame.dtype == np.float16 and small.frame.shape == whole.frame.shape
+        assert np.allclose(small.onset, whole.onset, atol=1e-3) and np.allclose(small.frame, whole.frame, atol=1e-3)
+    finally:
+        stream.close()
+
+
 def test_to_midi_keeps_every_note():
     notes = [tr.Note(0.5, 1.0, 60, 80), tr.Note(0.5, 1.5, 64, 70), tr.Note(1.2, 1.2, 67, 90)]
     pm = tr.to_midi(notes)

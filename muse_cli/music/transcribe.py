@@ -12,14 +12,14 @@ The model file ships inside the `basic-pitch` wheel (installed with `--no-deps`:
 
 Notes are made from onset peaks followed along the frame posteriorgram until it stays below a
 threshold, the model's documented decoding (without its "melodia" pass, which adds onset-less
-notes that on piano are mostly sustain tails).
+notes that on piano are mostly sustain tails), with rules for piano described at `Decoding`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +97,13 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=2)
-def _session(path: str):
+def _session(path: str, threads: int = 0):
+    """An onnxruntime session; `threads` for its operators (0: onnxruntime's default, one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the converted graph triggers harmless shape warnings
+    options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
@@ -159,13 +161,15 @@ class PosteriorStream:
 
     ROW = 2 * 88  # float32 frame | onset per row
 
-    def __init__(self, progress: ProgressFn = null_progress, expected_samples: int | None = None):
+    def __init__(self, progress: ProgressFn = null_progress, expected_samples: int | None = None, threads: int = 0):
+        """`threads`: the model's operator threads (0: one per core); fewer leave cores to work
+        done alongside (`muse analyze` runs the model while it measures the spectra)."""
         import tempfile
 
         path = model_path()
         if path is None:
             raise RuntimeFailure("transcription model not found", hint="pip install --no-deps basic-pitch")
-        self.session = _session(str(path))
+        self.session = _session(str(path), threads)
         self.progress, self.expected = progress, expected_samples
         self.buffer = np.zeros(0, np.float32)
         self.origin = 0  # sample index of buffer[0]
@@ -221,6 +225,17 @@ class PosteriorStream:
         data = np.frombuffer(self.spill.read((stop - first) * self.ROW * 4), dtype="<f4").reshape(-1, self.ROW)
         return Posteriors(data[:, :88], data[:, 88:])
 
+    def all(self, dtype=np.float16, chunk: int = 8192) -> Posteriors:
+        """Every row, read back block by block into arrays of `dtype` (float16 halves the memory;
+        the posteriors are probabilities, 3 significant digits are plenty)."""
+        frame = np.empty((self.n_frames, 88), dtype)
+        onset = np.empty((self.n_frames, 88), dtype)
+        for first in range(0, self.n_frames, chunk):
+            part = self.rows(first, first + chunk)
+            frame[first : first + len(part.frame)] = part.frame
+            onset[first : first + len(part.onset)] = part.onset
+        return Posteriors(frame, onset)
+
     def close(self) -> None:
         self.spill.close()
 
@@ -233,12 +248,14 @@ def notes_from_stream(stream: PosteriorStream, decoding: "Decoding | None" = Non
                       chunk: int = CHUNK_FRAMES, lookahead: int = LOOKAHEAD_FRAMES) -> list[Note]:
     """`notes_from_posteriors` over posteriors too long to hold, chunk by chunk, with the same notes.
 
-    Each chunk's notes are decoded in a window reaching 3 frames back (the restrike test looks 3
-    frames back) and `lookahead` frames on, where the later notes are decoded too for the frames
+    Each chunk's notes are decoded in a window reaching CONTEXT_FRAMES back (what an onset's
+    tests look at before it: its prominence, the restrike look-back, notes struck with it) and
+    `lookahead` frames on, where the later notes are decoded too for the frames
     they claim; a chunk whose note comes near the window's end is decoded again with twice the
     lookahead. The rise scale of the inferred onsets is taken over the whole file first.
     """
     decoding = decoding or Decoding()
+    context = max(decoding.lookback, CONTEXT_FRAMES)
     n = stream.n_frames
     if n < 3:
         return []
@@ -256,7 +273,7 @@ def notes_from_stream(stream: PosteriorStream, decoding: "Decoding | None" = Non
     for first in range(0, n, chunk):
         ahead = lookahead
         while True:
-            origin, stop = max(0, first - 3), min(n, first + chunk + ahead)
+            origin, stop = max(0, first - context), min(n, first + chunk + ahead)
             post = stream.rows(origin, stop)
             found, near_end = _decode(post.frame.astype(np.float64), post.onset.astype(np.float64), scale,
                                       origin, first, first + chunk, decoding, final=stop >= n)
@@ -295,8 +312,15 @@ def _with_inferred_onsets(onset: np.ndarray, frame: np.ndarray, scale: float | N
     return np.maximum(onset, rise)
 
 
-def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and keys where the onset posterior is a strict local maximum in time above threshold.
+PARTIALS = (12, 19, 24, 28, 31, 36)  # semitones from a fundamental up to its partials 2-8
+PROMINENCE_FRAMES = 12  # how far (each side) a peak's prominence is measured: 140 ms
+CONTEXT_FRAMES = PROMINENCE_FRAMES + 3  # frames before an onset that its tests read (see notes_from_stream)
+
+
+def _onset_peaks(onset: np.ndarray, threshold: float, prominence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and keys where the onset posterior is a strict local maximum in time above threshold
+    and, with `prominence`, stands that much above the dip to any higher peak within
+    PROMINENCE_FRAMES (scipy.signal.peak_prominences with that window): one hump, one onset.
 
     Silence is assumed before the first and after the last frame, so a note struck at the very
     start of the recording still peaks.
@@ -305,7 +329,21 @@ def _onset_peaks(onset: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     padded = np.vstack([edge, onset, edge])
     inner = padded[1:-1]
     peak = (inner > padded[:-2]) & (inner > padded[2:]) & (inner >= threshold)
-    return np.nonzero(peak)
+    times, keys = np.nonzero(peak)
+    if prominence > 0 and len(times):
+        from scipy.signal import peak_prominences
+
+        keep = np.ones(len(times), bool)
+        order = np.lexsort((times, keys))
+        times, keys = times[order], keys[order]
+        for k in np.unique(keys):
+            rows = np.flatnonzero(keys == k)
+            prom = peak_prominences(padded[:, k], times[rows] + 1, wlen=2 * PROMINENCE_FRAMES + 1)[0]
+            keep[rows] = prom >= prominence
+        times, keys = times[keep], keys[keep]
+        order = np.lexsort((keys, times))
+        times, keys = times[order], keys[order]
+    return times, keys
 
 
 def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -> int:
@@ -323,30 +361,51 @@ def _note_end(energy: np.ndarray, start: int, threshold: float, patience: int) -
 
 @dataclass(frozen=True)
 class Decoding:
-    """Thresholds of `notes_from_posteriors` (basic-pitch's names in its CLI in brackets)."""
+    """Thresholds of `notes_from_posteriors` (basic-pitch's names in its CLI in brackets).
+
+    basic-pitch's decoding (spotify/basic-pitch, basic_pitch/note_creation.py,
+    `output_to_notes_polyphonic`) makes a note of every onset-posterior peak above the onset
+    threshold and follows it while the frame posterior stays above the frame threshold. On
+    piano recordings that rule both adds and drops notes; the rules below were measured on
+    rendered piano takes (benchmarks/bench_score_feedback.py, docs/practice.md):
+
+    - prominence: the onset posterior of one strike often rises in a hump with a small bump on
+      its flank; a peak that stands less than this above the dip to a higher neighbouring peak
+      (within PROMINENCE_FRAMES) is part of that hump, not a second strike;
+    - lookback, restrike_threshold, restrike_rise: a key whose frame posterior stayed above the
+      frame threshold throughout `lookback` to 2 frames before an onset is still sounding; a new
+      onset there is a re-strike only when strong (restrike_threshold) or when the key's frame
+      activation jumps by restrike_rise (a struck string is excited anew; a re-trigger artifact
+      of the model leaves the activation flat). A one-frame look-back read the frame posterior's
+      early rise before a real onset as the key sounding, and lost that note;
+    - strong_onset, weak_frame: a strong onset peak whose frame activation never reaches the
+      frame threshold (high notes, which decay fast, and notes whose activation a struck
+      neighbour claimed) still makes a note, followed on the key's own activation (then at
+      weak_frame of the threshold), unless a note a partial below starts with it: then it is
+      most likely that note's overtone.
+    """
 
     onset_threshold: float = 0.5  # --onset-threshold
     frame_threshold: float = 0.3  # --frame-threshold
     min_note_s: float = 0.058  # --minimum-note-length (ms there)
     patience: int = 11
     restrike_threshold: float = 0.8
+    prominence: float = 0.1
+    lookback: int = 6
+    restrike_rise: float = 0.15
+    strong_onset: float = 0.7
+    weak_frame: float = 0.5
 
 
-def notes_from_posteriors(
-    post: Posteriors,
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.3,
-    min_note_s: float = 0.058,
-    patience: int = 11,
-    restrike_threshold: float = 0.8,
-) -> list[Note]:
-    """Decode posteriorgrams into notes.
+def notes_from_posteriors(post: Posteriors, decoding: Decoding | None = None, **thresholds) -> list[Note]:
+    """Decode posteriorgrams into notes (`Decoding` holds the thresholds; keyword arguments
+    override single ones, e.g. onset_threshold=0.6).
 
     Onsets are handled latest first, and each claims its key (and the neighbouring keys, which
     hold its partial leakage) until it ends, so an earlier onset on the same key stops where the
     next one begins. `min_note_s` is shorter than basic-pitch's 128 ms default so staccato survives.
     """
-    d = Decoding(onset_threshold, frame_threshold, min_note_s, patience, restrike_threshold)
+    d = replace(decoding or Decoding(), **thresholds)
     frame = post.frame.astype(np.float64)
     if len(frame) < 3:
         return []
@@ -364,14 +423,28 @@ def _decode(frame, onset, scale, origin: int, keep_from: int, keep_to: int, d: D
     min_frames = max(1, int(round(d.min_note_s * FPS)))
     notes = []
     near_end = False
-    times, keys = _onset_peaks(onset, d.onset_threshold)
+    times, keys = _onset_peaks(onset, d.onset_threshold, d.prominence)
+    struck = np.zeros(onset.shape, bool)  # onset peaks widened by 2 frames: which keys start together
+    for lag in range(-2, 3):
+        struck[np.clip(times + lag, 0, len(onset) - 1), keys] = True
     for t, k in sorted(zip(times, keys), reverse=True):
         if t + origin < keep_from:
             break
-        sounding = frame[max(t - 3, 0), k] >= d.frame_threshold
+        # A re-strike of a sounding key needs a strong onset or a jump of its activation (Decoding).
+        sounding = frame[max(t - d.lookback, 0) : max(t - 2, 1), k].min() >= d.frame_threshold
         if sounding and onset[t, k] < d.restrike_threshold:
-            continue
+            jump = frame[t : t + 4, k].max() - frame[max(t - 3, 0) : t + 1, k].min()
+            if not d.restrike_rise or jump < d.restrike_rise:
+                continue
         end = _note_end(energy[:, k], t, d.frame_threshold, d.patience)
+        # A strong onset with too little activation left for it: its own activation, unless a
+        # note a partial below starts with it (Decoding.strong_onset).
+        if (end - t <= min_frames and d.strong_onset and onset[t, k] >= d.strong_onset
+                and not any(k >= i and struck[t, k - i] for i in PARTIALS)):
+            for level in (d.frame_threshold, d.frame_threshold * d.weak_frame):
+                end = _note_end(frame[:, k], t, level, d.patience)
+                if end - t > min_frames:
+                    break
         kept = t + origin < keep_to  # else a later note, decoded here only for the energy it claims
         if kept and not final and end + 4 * d.patience >= len(frame):
             near_end = True

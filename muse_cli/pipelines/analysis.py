@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,7 @@ class Analysis:
     png: bytes | None = None  # the plot, when request.plot
     envelope: np.ndarray | None = field(default=None, repr=False)  # [2, k] min/max of the mono waveform
     score_png: bytes | None = None  # the practice plot, when request.score and request.plot
+    posteriors: Any = field(default=None, repr=False)  # transcribe.Posteriors of audio, when request.score
 
 
 @dataclass(frozen=True)
@@ -167,16 +169,25 @@ def _check_duration(label: str, duration: float, request: AnalyzeRequest) -> Non
 
 BLOCK_S = 30.0
 """Audio is decoded and measured this many seconds at a time: memory does not grow with length."""
+MODEL_QUEUE = 2
+"""Mono blocks that may wait for the transcription model (each BLOCK_S of 22050 Hz float32)."""
+MODEL_THREADS = max(1, (os.cpu_count() or 2) - 1)
+"""The transcription model's operator threads: all cores but the one that measures the spectra
+meanwhile (on 2 cores one thread: it also spends less CPU than two, which contend)."""
 
 
 def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     """Two passes over the decoded audio, block by block (both decode the file again).
 
     Pass one: loudness, the 22050 Hz mono spectra (brightness, chroma, the mel maximum the onset
-    envelope's floor needs) and the waveform outline; the silence check follows it. Pass two: the
-    onset envelope and the transcription model. Only per-frame numbers are kept, and the
-    posteriors go to a temporary file, so memory is flat in the input's length.
+    envelope's floor needs) and the waveform outline, while the transcription model runs on the
+    same mono blocks in a worker thread (onnxruntime releases the GIL, so the model and the
+    spectra share the cores; at most MODEL_QUEUE blocks wait for it); the silence check follows.
+    Pass two: the onset envelope. Only per-frame numbers are kept, and the posteriors go to a
+    temporary file, so memory is flat in the input's length.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from muse_cli.music import audio as au
     from muse_cli.music import transcribe as tr
 
@@ -188,49 +199,63 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     limit = int(math.ceil(request.max_duration * sr))
     expected = max(1, reader.frames)
 
-    loudness, spectra, outline = ft.LoudnessStream(sr), ft.Spectra(), ft.Outline()
-    resampler, peak, seen, mono_len = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0.0, 0, 0
-    for chunk in reader.blocks(block, limit):
-        peak = max(peak, float(np.max(np.abs(chunk))))
-        loudness.add(chunk)
-        mono = resampler.add(au.to_mono(chunk)[0])
+    stream = tr.PosteriorStream(threads=MODEL_THREADS) if use_notes else None
+    model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-transcription") if use_notes else None
+    pending: list = []
+
+    def transcribe(mono: np.ndarray) -> None:
+        if stream is None or not len(mono):
+            return
+        while len(pending) >= MODEL_QUEUE:
+            pending.pop(0).result()
+        pending.append(model.submit(stream.add, mono.copy()))
+
+    try:
+        loudness, spectra, outline = ft.LoudnessStream(sr), ft.Spectra(), ft.Outline()
+        resampler, peak, seen, mono_len = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0.0, 0, 0
+        for chunk in reader.blocks(block, limit):
+            peak = max(peak, float(np.max(np.abs(chunk))))
+            loudness.add(chunk)
+            mono = resampler.add(au.to_mono(chunk)[0])
+            transcribe(mono)
+            spectra.add(mono)
+            outline.add(mono)
+            seen, mono_len = seen + chunk.shape[1], mono_len + len(mono)
+            progress(0.6 * seen / expected, 1.0)
+        mono = resampler.add(np.zeros(0, np.float32), last=True)
+        transcribe(mono)
         spectra.add(mono)
         outline.add(mono)
-        seen, mono_len = seen + chunk.shape[1], mono_len + len(mono)
-        progress(0.25 * seen / expected, 1.0)
-    mono = resampler.add(np.zeros(0, np.float32), last=True)
-    spectra.add(mono)
-    outline.add(mono)
-    mono_len += len(mono)
-    pad = np.zeros(max(0, ft.N_FFT - mono_len), np.float32)  # a clip shorter than one FFT frame
-    spectra.add(pad)
-    spectra.finish()
-    if peak < 10 ** (-60 / 20):
-        raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
+        mono_len += len(mono)
+        pad = np.zeros(max(0, ft.N_FFT - mono_len), np.float32)  # a clip shorter than one FFT frame
+        spectra.add(pad)
+        spectra.finish()
+        if peak < 10 ** (-60 / 20):
+            raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
 
-    onsets = spectra.onset_pass(spectra.mel_max)
-    stream = tr.PosteriorStream(lambda done, total: progress(0.3 + 0.6 * done / total, 1.0), expected) if use_notes else None
-    resampler, seen = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0
-    try:
+        onsets = spectra.onset_pass(spectra.mel_max)
+        resampler, seen = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0
         for chunk in reader.blocks(block, limit):
-            mono = resampler.add(au.to_mono(chunk)[0])
-            onsets.add(mono)
-            if stream is not None:
-                stream.add(mono)
+            onsets.add(resampler.add(au.to_mono(chunk)[0]))
             seen += chunk.shape[1]
-            if stream is None:
-                progress(0.25 + 0.65 * seen / expected, 1.0)
-        mono = resampler.add(np.zeros(0, np.float32), last=True)
-        onsets.add(mono)
+            progress(0.6 + 0.25 * seen / expected, 1.0)
+        onsets.add(resampler.add(np.zeros(0, np.float32), last=True))
         onsets.add(pad)
         onsets.finish()
         notes: tuple[Note, ...] = ()
+        posteriors = None
         if stream is not None:
-            stream.add(mono)
+            while pending:
+                pending.pop(0).result()
             decoding = tr.Decoding(onset_threshold=request.onset_threshold, frame_threshold=request.frame_threshold,
                                    min_note_s=request.minimum_note_length / 1000)
             notes = tuple(tr.notes_from_stream(stream.finish(), decoding))
+            if request.score is not None:  # practice feedback reads them again where the score expects notes
+                posteriors = stream.all()
+            progress(0.9, 1.0)
     finally:
+        if model is not None:
+            model.shutdown(wait=True, cancel_futures=True)
         if stream is not None:
             stream.close()
     momentary = loudness.curve("momentary")
@@ -251,7 +276,7 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
     source = AnalysisSource(name=label, kind="audio", sample_rate=sr, channels=reader.channels)
     report = _report(source, measured, request, scores, tr.METHOD if use_notes else None, warnings)
     midi = _midi_bytes(measured.notes) if request.midi else None
-    analysis = Analysis(report, measured.notes, midi, envelope=outline.envelope(ENVELOPE_POINTS))
+    analysis = Analysis(report, measured.notes, midi, envelope=outline.envelope(ENVELOPE_POINTS), posteriors=posteriors)
     if request.plot:
         analysis = replace(analysis, png=plot_png(analysis))
     progress(1.0, 1.0)

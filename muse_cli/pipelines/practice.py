@@ -30,9 +30,24 @@ from muse_cli.contracts import (
     ScoreTiming,
     TempoPoint,
 )
-from muse_cli.music.score import Alignment, PlayedNote, Score, align, mark_overtones, read_score, spell
+from muse_cli.music.score import (
+    ARTIFACT_KINDS,
+    Alignment,
+    Evidence,
+    PlayedNote,
+    Score,
+    align,
+    align_transcribed,
+    read_score,
+    spell,
+)
 
-METHOD = "librosa.sequence.dtw on onset chroma, then pitch-wise note matching with a local tempo fit"
+METHOD = "DTW on onset chroma, then pitch-wise note matching with a local tempo fit"
+ARTIFACT_WORDS = {  # (one, several) per kind of transcription artifact (score.find_artifacts)
+    "overtone": ("{} overtone of a louder note", "{} overtones of louder notes"),
+    "undertone": ("{} octave-below echo of a louder note", "{} octave-below echoes of louder notes"),
+    "retrigger": ("{} second onset inside one note", "{} second onsets inside notes"),
+}
 TIMING_FLAG_MS = 50.0  # a note off by more than this is named early or late in its bar
 PASSAGE_CHANGE = 0.06  # a bar 6 % faster (slower) than the performance's own tempo rushes (drags)
 LOUDER = 8.0  # velocity units: the mean difference beyond which the take is louder or softer
@@ -48,9 +63,12 @@ def read_request_score(request: Any):
 def attach(analysis: Any, score: Score, request: Any) -> Any:
     """The analysis with its report's `score` section and, with request.plot, the practice plot."""
     played = [PlayedNote(n.onset, n.offset, n.pitch, n.velocity) for n in analysis.notes]
-    alignment = align(score, played)
     audio = analysis.report.source.kind == "audio"
-    overtones = mark_overtones(played, alignment) if audio else 0
+    counts: dict[str, int] = {}
+    if audio:
+        played, alignment, counts = align_transcribed(score, played, _evidence(analysis.posteriors))
+    else:
+        alignment = align(score, played)
     section = score_section(score, played, alignment, with_notes=request.notes, audio=audio)
     report = analysis.report.model_copy(update={"score": section})
     warnings = list(report.warnings)
@@ -58,15 +76,32 @@ def attach(analysis: Any, score: Score, request: Any) -> Any:
         warnings.append("no notes were found in the performance: every score note is missed")
     if audio:
         warnings.append("score feedback from audio rests on the transcription: see docs/practice.md for its limits")
-    if overtones:
-        warnings.append(f"{overtones} transcribed notes were read as overtones of louder notes, not as extra notes")
+    artifacts = {kind: counts.get(kind, 0) for kind in ARTIFACT_KINDS if counts.get(kind, 0)}
+    if artifacts:
+        total = sum(artifacts.values())
+        warnings.append(f"{_plural(total, 'transcribed note')} {'was' if total == 1 else 'were'} read as transcription "
+                        "artifacts, not extra notes: " + ", ".join(ARTIFACT_WORDS[kind][n != 1].format(n)
+                                                                   for kind, n in artifacts.items()))
+    if counts.get("rescued"):
+        n = counts["rescued"]
+        warnings.append(f"{_plural(n, 'score note')} the transcription left out {'was' if n == 1 else 'were'} found in "
+                        "its onset evidence where the score expects {}".format("it" if n == 1 else "them"))
     report = report.model_copy(update={"warnings": warnings})
-    analysis = replace(analysis, report=report)
+    analysis = replace(analysis, report=report, posteriors=None)
     if request.plot:
         from muse_cli.pipelines.practice_plot import practice_png
 
         analysis = replace(analysis, score_png=practice_png(score, played, alignment, section, report.source.name))
     return analysis
+
+
+def _evidence(posteriors: Any) -> Evidence | None:
+    """The transcription's posteriors as alignment evidence (None when the analysis kept none)."""
+    if posteriors is None:
+        return None
+    from muse_cli.music.transcribe import FPS, LOWEST_PITCH
+
+    return Evidence(posteriors.onset, posteriors.frame, FPS, LOWEST_PITCH)
 
 
 def _m(value: float | None, unit: str, reading: str | None = None, digits: int = 1, absent: str | None = None) -> Measure:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from muse_cli.contracts import ScoreSection
-from muse_cli.music.score import Alignment, PlayedNote, Score
+from muse_cli.music.score import ARTIFACT_KINDS, Alignment, PlayedNote, Score
 
 COLOURS = {"played": "#2ca02c", "wrong": "#ff7f0e", "extra": "#d62728", "missed": "#d62728", "score": "0.25"}
 MAX_BAR_LABELS = 40
@@ -89,7 +89,7 @@ def _draw_roll(ax, score: Score, played, al: Alignment, to_score) -> None:
     fills, fill_colours, links = [], [], []
     for j, p in enumerate(played):
         state = al.played_status[j]
-        if state == "overtone":
+        if state in ARTIFACT_KINDS:  # a transcription artifact, no key press: not drawn
             continue
         start, end = to_score(p.onset), to_score(p.offset)
         fills.append(_box(start, max(end, start + 0.05), p.pitch, 0.32))
