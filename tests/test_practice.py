@@ -19,7 +19,7 @@ from muse_cli.pipelines.analysis import analyze_source
 from muse_cli.contracts import AnalyzeRequest, AudioInput
 from muse_cli.errors import InputError
 from muse_cli.music.score import ARTIFACT_KINDS, Evidence, PlayedNote, align_transcribed, read_score
-from muse_cli.practice import score_section
+from muse_cli.pipelines.practice import score_section
 
 BPM = 120.0
 BEAT = 60.0 / BPM
