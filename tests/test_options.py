@@ -456,8 +456,8 @@ def materials(tmp_path_factory):
     (folder / "kindless.jsonl").write_text('{"engine": "etude", "seed": 1}\n')
     (folder / "csv.jsonl").write_text("kind,engine,seed\nmidi,etude,1\n")
     fonts = soundfonts()
-    if fonts:
-        shutil.copy(fonts[0], folder / "font.sf2")
+    if fonts:  # a link: a GM SoundFont is ~140 MB, and every run below gets its own folder
+        (folder / "font.sf2").symlink_to(Path(fonts[0]).resolve())
     from tiny_musicgen import build_tiny_musicgen
 
     tiny = build_tiny_musicgen(tmp_path_factory.mktemp("tiny") / "mono")
@@ -480,7 +480,7 @@ def observe(materials, tmp_path, monkeypatch):
     def go(argv: tuple[str, ...], setup: Callable[[Path], None] | None = None) -> dict[str, Any]:
         global _recorder
         folder = tmp_path / f"run{next(runs)}"
-        shutil.copytree(materials["folder"], folder)
+        shutil.copytree(materials["folder"], folder, symlinks=True)
         monkeypatch.chdir(folder)
         monkeypatch.setenv("MUSE_CACHE_DIR", str(folder / "cache"))
         _recorder = Recorder()
