@@ -164,6 +164,16 @@ def test_spectra_and_loudness_in_blocks_equal_the_whole_array():
         second.add(y[start : start + 777])
     second.finish()
     assert np.allclose(second.onset_envelope(), ft.onset_envelope(y), rtol=1e-5, atol=1e-5)
+    # The onset pass over the spilled mel spectra is the audio fed again, to the bit.
+    again = ft.Spectra()
+    for start in range(0, len(y), 3001):
+        again.add(y[start : start + 3001])
+    again.finish()
+    refed = again.onset_pass(again.mel_max)
+    for start in range(0, len(y), 3001):
+        refed.add(y[start : start + 3001])
+    refed.finish()
+    assert np.array_equal(again.onsets().onset_envelope(), refed.onset_envelope())
 
     rng = np.random.default_rng(0)
     stereo = rng.standard_normal((2, 44100 * 5)) * np.linspace(0.01, 1, 44100 * 5)

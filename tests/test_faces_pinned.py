@@ -172,3 +172,4 @@ def test_each_kind_through_each_face_is_pinned(material, run_cli):
     assert sorted(seen) == sorted(pinned)
     for face in pinned:
         assert seen[face] == pinned[face], face
+

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,10 +54,7 @@ def onset_envelope(y: np.ndarray, sr: int = ANALYSIS_RATE) -> np.ndarray:
     first = Spectra(sr)
     first.add(y)
     first.finish()
-    second = first.onset_pass(first.mel_max)
-    second.add(y)
-    second.finish()
-    return second.onset_envelope()
+    return first.onsets().onset_envelope()
 
 
 def notes_envelope(notes: Sequence[NoteLike], duration: float, sr: int = ANALYSIS_RATE) -> np.ndarray:
@@ -499,8 +498,10 @@ class Spectra:
     frame's spectrum does not depend on where the blocks were cut. From each frame it keeps: the
     mel power's maximum (for the onset envelope's 80 dB floor), and on every second frame (hop
     STFT_HOP) the spectral centroid, the energy and the normalised chroma, summed. The onset
-    envelope needs the whole file's maximum first, so it is a second pass (`onset_pass`).
-    Memory: one block plus a few numbers per frame.
+    envelope needs the whole file's maximum first (librosa's ref=max), so it is a second pass over
+    the mel spectra, which the first pass spills to an unnamed temporary file (`onsets`): the audio
+    is not decoded, resampled and transformed a second time.
+    Memory: one block plus a few numbers per frame; disk: 512 bytes per frame (22 kB per second).
     """
 
     def __init__(self, sr: int = ANALYSIS_RATE):
@@ -520,12 +521,32 @@ class Spectra:
         self._flux: list[np.ndarray] | None = None
         self._floor = 0.0
         self._last_db: np.ndarray | None = None
+        self._spill: typing.BinaryIO | None = None  # the mel spectra, frame by frame, for `onsets`
 
     def onset_pass(self, mel_max: float) -> "Spectra":
         """A fresh instance that computes the onset envelope, given the first pass's mel maximum."""
         other = Spectra(self.sr)
         other._flux = []
         other._floor = 10 * math.log10(max(1e-10, mel_max)) - 80.0
+        return other
+
+    def onsets(self) -> "Spectra":
+        """After `finish`: the onset pass over the mel spectra this pass spilled, without the audio.
+
+        The same frames in the same order as `onset_pass` fed the audio again, so the envelope is
+        the same to the bit.
+        """
+        other = self.onset_pass(self.mel_max)
+        if self._spill is not None:
+            self._spill.seek(0)
+            width = self.mel.shape[0]
+            while chunk := self._spill.read(2048 * width * 4):
+                # [bands, frames] in C order, as the matrix product made it: numpy sums a
+                # strided axis in another order, and the envelope must match to the bit.
+                other._add_flux(np.ascontiguousarray(np.frombuffer(chunk, np.float32).reshape(-1, width).T))
+            self._spill.close()
+            self._spill = None
+        other.frame = self.frame
         return other
 
     def add(self, y: np.ndarray) -> None:
@@ -559,14 +580,11 @@ class Spectra:
         power = magnitude**2
         mel = self.mel @ power
         if self._flux is not None:
-            db = 10.0 * np.log10(np.maximum(1e-10, mel))
-            db = np.maximum(db, self._floor)
-            if self._last_db is not None:
-                db = np.concatenate([self._last_db, db], axis=1)
-            if db.shape[1] > 1:
-                self._flux.append(np.mean(np.maximum(0.0, db[:, 1:] - db[:, :-1]), axis=0))
-            self._last_db = db[:, -1:]
+            self._add_flux(mel)
             return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()
+        self._spill.write(np.ascontiguousarray(mel.T, np.float32).tobytes())
         self.mel_max = max(self.mel_max, float(mel.max(initial=0.0)))
         even = slice((first_frame % 2), None, 2)  # hop STFT_HOP frames are the even BEAT_HOP frames
         mag, pw = magnitude[:, even], power[:, even]
@@ -581,8 +599,19 @@ class Spectra:
         peak = np.max(np.abs(raw), axis=0)
         self.chroma += np.sum(raw / np.where(peak < np.finfo(np.float32).tiny, 1.0, peak)[None, :], axis=1)
 
+    def _add_flux(self, mel: np.ndarray) -> None:
+        """The mean rise in dB over the mel bands, frame to frame (librosa's spectral flux)."""
+        assert self._flux is not None
+        db = 10.0 * np.log10(np.maximum(1e-10, mel))
+        db = np.maximum(db, self._floor)
+        if self._last_db is not None:
+            db = np.concatenate([self._last_db, db], axis=1)
+        if db.shape[1] > 1:
+            self._flux.append(np.mean(np.maximum(0.0, db[:, 1:] - db[:, :-1]), axis=0))
+        self._last_db = db[:, -1:]
+
     def onset_envelope(self) -> np.ndarray:
-        """The onset envelope, after `finish`, of an instance made by `onset_pass`."""
+        """The onset envelope, after `finish`, of an instance made by `onset_pass` or `onsets`."""
         if self._flux is None:
             raise RuntimeError("onset_envelope needs the instance from onset_pass(mel_max)")
         flux = np.concatenate(self._flux) if self._flux else np.zeros(0, np.float32)

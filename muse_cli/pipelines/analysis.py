@@ -233,15 +233,8 @@ def _analyze_audio(data, label, request, perceptual, progress) -> Analysis:
         if peak < 10 ** (-60 / 20):
             raise InputError(f"{label}: is silent (peak below -60 dBFS); nothing to analyse")
 
-        onsets = spectra.onset_pass(spectra.mel_max)
-        resampler, seen = au.MonoResampler(sr, ft.ANALYSIS_RATE), 0
-        for chunk in reader.blocks(block, limit):
-            onsets.add(resampler.add(au.to_mono(chunk)[0]))
-            seen += chunk.shape[1]
-            progress(0.6 + 0.25 * seen / expected, 1.0)
-        onsets.add(resampler.add(np.zeros(0, np.float32), last=True))
-        onsets.add(pad)
-        onsets.finish()
+        onsets = spectra.onsets()  # from the spilled mel spectra: no second decode
+        progress(0.85, 1.0)
         notes: tuple[Note, ...] = ()
         posteriors = None
         if stream is not None:
