@@ -1,0 +1,236 @@
+"""Numeric precision of the local engines: which dtype the weights take, and int8 on a CPU.
+
+    resolve("auto", "cpu") -> "int8"      resolve("auto", "cuda") -> "bf16"
+    quantize_linears(model, keep=lambda name, module: ...)   # int8 weights, in place
+
+`--precision` (a request field, so it joins the request hash and the sidecar) chooses:
+
+- fp32: the checkpoint in float32, as transformers loads it.
+- bf16: weights and activations in bfloat16 (float16 on a GPU without bf16).
+- int8: linear layers with int8 weights (per output channel) and int8 activations quantized per
+  token at run time: PyTorch's dynamic quantization (`torch.ao.nn.quantized.dynamic.Linear`, the
+  module `torch.ao.quantization.quantize_dynamic` swaps in, fbgemm's int8 GEMM kernels). CPU only:
+  those kernels have no GPU implementation.
+- auto: int8 on a CPU, bf16 on a GPU.
+
+Why dynamic quantization (and not torchao): on the 2-core development CPU it made MusicGen-small's
+decoder about 6x faster than float32, while torchao 0.18's eager int8 path was 10-20x *slower* than
+float32 there (measured by an earlier session; torchao's int8 needs torch.compile to be fast). Why
+not weight-only int8 (`torch._weight_int8pack_mm`, float activations times int8 weights): it made
+the same decoder about 2x slower than float32 on that CPU.
+
+Per-token activations. PyTorch's dynamic linear picks ONE activation scale for its whole input
+(min and max over every row: aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp,
+`PackedLinearWeight::apply_dynamic_impl`), so a row's result would depend on the other rows of the
+batch: clip k of a batch would no longer reproduce alone with its seed, and a quiet row in a batch
+with a loud one would lose precision. `Int8Linear` therefore maps each row onto [0, 1] first
+(x' = (x - lo) / (hi - lo), per row), so the input the kernel sees always spans exactly [0, 1] and
+its scale is the same whatever the batch; the affine map is undone on the output with the weight's
+row sums: W x = (hi - lo) W x' + lo W 1. That is per-token asymmetric quantization on the same int8
+kernel, for about 10% of its time.
+
+This module imports torch lazily: the CLI reads PRECISIONS without loading it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterator, get_args
+
+from muse_cli.contracts import Precision
+from muse_cli.errors import InputError, RuntimeFailure
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS: tuple[str, ...] = get_args(Precision)  # auto, fp32, bf16, int8: the contracts' one list
+REMOTE_PRECISIONS = ("auto", "bf16")  # what the Modal GPU classes run: their bf16 path, unchanged
+
+
+def check(precision: str) -> str:
+    """The precision name, or InputError (engine constructors take it from requests or callers)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def resolve(precision: str, device: str) -> str:
+    """The concrete precision on `device`: fp32, bf16, fp16 (a GPU without bf16) or int8.
+
+    int8 on a GPU is refused (InputError, exit 2): dynamic quantization has CPU kernels only, and a
+    GPU that runs bf16 gains nothing from int8 activations.
+    """
+    check(precision)
+    device = str(device)
+    gpu = not device.startswith("cpu")
+    if precision == "auto":
+        precision = "bf16" if gpu else "int8"
+    if precision == "int8" and gpu:
+        raise InputError(
+            f"precision int8 runs on a CPU only (PyTorch's int8 kernels have no GPU version); on {device} "
+            "use --precision auto or bf16"
+        )
+    if precision == "bf16" and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            return "fp16"
+    return precision
+
+
+def check_remote(precision: str) -> None:
+    """Modal's GPU classes run their own bf16 path: fp32 and int8 are local-backend settings."""
+    if precision not in REMOTE_PRECISIONS:
+        raise InputError(
+            f"--precision {precision} is for --backend local; the Modal GPUs run bf16 "
+            "(use --precision auto or bf16 there)"
+        )
+
+
+def dtype(resolved: str) -> "torch.dtype":
+    """The floating dtype of a resolved precision (int8 models keep their other layers in float32)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(resolved, torch.float32)
+
+
+def same(request_precision: str, engine_precision: str, device: str, engine: str) -> None:
+    """A request must ask for the precision the engine was loaded at (InputError otherwise).
+
+    The local backend builds one engine per precision, so this holds there by construction; it
+    guards an engine loaded once by a host (Modal) against a request it cannot honour.
+    """
+    if resolve(request_precision, device) != engine_precision:
+        raise InputError(
+            f"this {engine} engine runs at {engine_precision} on {device}; the request asks for "
+            f"precision {request_precision}",
+            hint="use --backend local for fp32 and int8",
+        )
+
+
+# -------------------------------------------------------------------------------------- int8
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.ao.quantization warns that it is deprecated (it still works in torch 2.13): the engines
+    choose it knowingly, and their users cannot act on the warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r"(?s).*quantized tensor creation functions")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao\.")
+        yield
+
+
+def _int8_modules() -> tuple[Any, Any, Any, Any]:
+    try:
+        with _quiet():
+            import torch.ao.nn.quantized as nnq
+            import torch.ao.nn.quantized.dynamic as nnqd
+            from torch.ao.quantization import float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
+    except ImportError as exc:  # a future torch without torch.ao.quantization
+        raise RuntimeFailure(
+            f"precision int8 needs PyTorch's dynamic quantization (torch.ao.quantization): {exc}",
+            hint="use --precision fp32, or a torch version that still has torch.ao.quantization (2.13 does)",
+        ) from None
+    import torch
+
+    if "fbgemm" not in torch.backends.quantized.supported_engines and "x86" not in torch.backends.quantized.supported_engines:
+        raise RuntimeFailure(
+            "precision int8 needs PyTorch's x86 int8 kernels (fbgemm), not built into this torch",
+            hint="use --precision fp32",
+        )
+    return nnq, nnqd, float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
+
+
+def _int8_linear_class():
+    import torch
+
+    class Int8Linear(torch.nn.Module):
+        """A float Linear's int8 twin: int8 weights per output channel, activations per token.
+
+        The weight goes through what `torch.ao.quantization.quantize_dynamic` does to a Linear with
+        `per_channel_dynamic_qconfig` (its weight observer, `torch.quantize_per_channel`, fbgemm's
+        `quantized::linear_prepack`), and forward calls the kernel `DynamicQuantizedLinear.forward`
+        calls (torch/ao/nn/quantized/dynamic/modules/linear.py: `quantized::linear_dynamic` with
+        reduce_range=True), on rows mapped onto [0, 1] (module docstring). Built directly rather than
+        through the module so the weight is packed once: from_float packs it three times, which made
+        loading MusicGen-small's decoder take 8 s here instead of 3.
+        """
+
+        def __init__(self, linear: "torch.nn.Linear"):
+            super().__init__()
+            _, _, _, qconfig = _int8_modules()
+            weight = linear.weight.detach().float()
+            with _quiet():
+                observer = qconfig.weight()  # per-channel symmetric int8, as quantize_dynamic uses
+                observer(weight)
+                scale, zero_point = observer.calculate_qparams()
+                qweight = torch.quantize_per_channel(weight, scale.double(), zero_point.long(), 0, torch.qint8)
+                self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+            bias = linear.bias.detach().float().clone() if linear.bias is not None else None
+            self.register_buffer("rowsum", qweight.dequantize().sum(dim=1))  # W 1, for the affine map
+            self.register_buffer("bias", bias if bias is not None else torch.zeros_like(self.rowsum))
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+
+        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+            x = x.float()
+            lo, hi = torch.aminmax(x, dim=-1, keepdim=True)
+            span = (hi - lo).clamp_min_(1e-30)
+            # Every row spans exactly [0, 1]: the kernel's one activation scale is the same whatever the batch.
+            y = torch.ops.quantized.linear_dynamic((x - lo) / span, self._packed, True)
+            return torch.addcmul(torch.addcmul(self.bias, lo, self.rowsum), y, span)
+
+        def extra_repr(self) -> str:
+            return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                    "int8 weights per channel, int8 activations per token")
+
+    return Int8Linear
+
+
+_INT8_LINEAR: Any = None
+
+
+def int8_linear(linear: "torch.nn.Linear") -> Any:
+    """The int8 twin of one float Linear (see Int8Linear)."""
+    global _INT8_LINEAR
+    if _INT8_LINEAR is None:
+        _INT8_LINEAR = _int8_linear_class()
+    return _INT8_LINEAR(linear)
+
+
+def is_int8(module: Any) -> bool:
+    return _INT8_LINEAR is not None and isinstance(module, _INT8_LINEAR)
+
+
+def int8_embedding(embedding: "torch.nn.Embedding") -> Any:
+    """An Embedding with 8-bit rows (a float scale and offset per row; PyTorch's quantized Embedding)."""
+    import torch
+
+    nnq, _, qconfig, _ = _int8_modules()
+    source = torch.nn.Embedding(embedding.num_embeddings, embedding.embedding_dim, padding_idx=embedding.padding_idx)
+    source.weight = torch.nn.Parameter(embedding.weight.detach().float(), requires_grad=False)
+    source.qconfig = qconfig
+    with _quiet():
+        return nnq.Embedding.from_float(source)
+
+
+def quantize_linears(model: Any, keep: Callable[[str, Any], bool] | None = None) -> list[str]:
+    """Swap every torch.nn.Linear of `model` (in place) for its int8 twin, except those `keep`
+    names (called with the module's dotted name and the module). Returns the names swapped.
+
+    One layer at a time, each freed as soon as it is replaced, so a model loaded in bf16 is never
+    held in float32 whole.
+    """
+    import torch
+
+    swapped: list[str] = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is not torch.nn.Linear or (keep is not None and keep(full, child)):
+                continue
+            setattr(module, child_name, int8_linear(child))
+            swapped.append(full)
+    return swapped
