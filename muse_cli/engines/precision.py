@@ -1,17 +1,17 @@
 """Numeric precision of the local engines: which dtype the weights take, and int8 on a CPU.
 
     resolve("auto", "cpu") -> "int8"      resolve("auto", "cuda") -> "bf16"
-    quantize_linears(model, keep=lambda name, module: ...)   # int8 weights, in place
+    quantize_linears(model, keep=lambda name, module: ...)   # int8 linear layers, in place
 
 `--precision` (a request field, so it joins the request hash and the sidecar) chooses:
 
 - fp32: the checkpoint in float32, as transformers loads it.
 - bf16: weights and activations in bfloat16 (float16 on a GPU without bf16).
-- int8: linear layers with int8 weights (per output channel) and int8 activations quantized per
-  token at run time: PyTorch's dynamic quantization (`torch.ao.nn.quantized.dynamic.Linear`, the
-  module `torch.ao.quantization.quantize_dynamic` swaps in, fbgemm's int8 GEMM kernels). CPU only:
-  those kernels have no GPU implementation.
-- auto: int8 on a CPU, bf16 on a GPU.
+- int8: linear layers with int8 weights (per output channel) multiplied on PyTorch's dynamic
+  quantization kernel (fbgemm's int8 GEMM, `quantized::linear_dynamic`, what
+  `torch.ao.quantization.quantize_dynamic` puts in a model). x86 CPUs only: the kernel has no GPU
+  version.
+- auto: int8 on an x86 CPU, bf16 on a GPU (fp32 on a CPU without the int8 kernel).
 
 Why dynamic quantization (and not torchao): on the 2-core development CPU it made MusicGen-small's
 decoder about 6x faster than float32, while torchao 0.18's eager int8 path was 10-20x *slower* than
@@ -19,15 +19,21 @@ float32 there (measured by an earlier session; torchao's int8 needs torch.compil
 not weight-only int8 (`torch._weight_int8pack_mm`, float activations times int8 weights): it made
 the same decoder about 2x slower than float32 on that CPU.
 
-Per-token activations. PyTorch's dynamic linear picks ONE activation scale for its whole input
-(min and max over every row: aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp,
-`PackedLinearWeight::apply_dynamic_impl`), so a row's result would depend on the other rows of the
-batch: clip k of a batch would no longer reproduce alone with its seed, and a quiet row in a batch
-with a loud one would lose precision. `Int8Linear` therefore maps each row onto [0, 1] first
-(x' = (x - lo) / (hi - lo), per row), so the input the kernel sees always spans exactly [0, 1] and
-its scale is the same whatever the batch; the affine map is undone on the output with the weight's
-row sums: W x = (hi - lo) W x' + lo W 1. That is per-token asymmetric quantization on the same int8
-kernel, for about 10% of its time.
+How `Int8Linear` uses the kernel (tests/test_precision.py measures each point):
+
+1. Per token. The kernel picks ONE activation scale for its whole input (min and max over every
+   row: aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp, `apply_dynamic_impl`), so a row's
+   result would depend on the other rows of the batch: clip k of a batch would not reproduce alone
+   with its seed, and a quiet row next to a loud one would lose precision. Each row is mapped onto
+   [0, 1] first, u = (x - lo) / (hi - lo), so the kernel's scale is the same whatever the batch;
+   the map is undone on the output with the weight's row sums: W x = (hi - lo) W u + lo W 1.
+2. Two passes of the activations. The kernel quantizes activations to 7 bits (reduce_range: without
+   VNNI, fbgemm sums pairs of products in int16, which 8-bit activations could overflow). With 7
+   bits, the activations' rounding was most of int8's error: on the real 1B MIDI-LLM architecture,
+   cosine 0.976 to the float32 logits. So the remainder r = u - round(u) goes through the same call
+   as a second row, mapped onto [0, 1] in turn: W u = W round(u) + W r, and what is left is the
+   rounding of the remainder, about 1/127 of 1/127. The only real rounding is the weights' (cosine
+   0.996 there), for about 10% more time: the int8 weights are read once for both rows.
 
 This module imports torch lazily: the CLI reads PRECISIONS without loading it.
 """
@@ -59,13 +65,14 @@ def resolve(precision: str, device: str) -> str:
     """The concrete precision on `device`: fp32, bf16, fp16 (a GPU without bf16) or int8.
 
     int8 on a GPU is refused (InputError, exit 2): dynamic quantization has CPU kernels only, and a
-    GPU that runs bf16 gains nothing from int8 activations.
+    GPU that runs bf16 gains nothing from int8 activations. `auto` on a CPU without PyTorch's x86 int8
+    kernel (an ARM Mac, say) is fp32.
     """
     check(precision)
     device = str(device)
     gpu = not device.startswith("cpu")
     if precision == "auto":
-        precision = "bf16" if gpu else "int8"
+        precision = "bf16" if gpu else ("int8" if int8_available() else "fp32")
     if precision == "int8" and gpu:
         raise InputError(
             f"precision int8 runs on a CPU only (PyTorch's int8 kernels have no GPU version); on {device} "
@@ -77,6 +84,13 @@ def resolve(precision: str, device: str) -> str:
         if not torch.cuda.is_bf16_supported():
             return "fp16"
     return precision
+
+
+def int8_available() -> bool:
+    """PyTorch's x86 int8 kernels (fbgemm) are built into this torch."""
+    import torch
+
+    return bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
 
 
 def check_remote(precision: str) -> None:
@@ -134,9 +148,7 @@ def _int8_modules() -> tuple[Any, Any, Any, Any]:
             f"precision int8 needs PyTorch's dynamic quantization (torch.ao.quantization): {exc}",
             hint="use --precision fp32, or a torch version that still has torch.ao.quantization (2.13 does)",
         ) from None
-    import torch
-
-    if "fbgemm" not in torch.backends.quantized.supported_engines and "x86" not in torch.backends.quantized.supported_engines:
+    if not int8_available():
         raise RuntimeFailure(
             "precision int8 needs PyTorch's x86 int8 kernels (fbgemm), not built into this torch",
             hint="use --precision fp32",
@@ -148,15 +160,14 @@ def _int8_linear_class():
     import torch
 
     class Int8Linear(torch.nn.Module):
-        """A float Linear's int8 twin: int8 weights per output channel, activations per token.
+        """A float Linear's int8 twin: int8 weights per output channel on PyTorch's dynamic-quantization
+        kernel, activations per token in two passes (module docstring). float32 in, float32 out.
 
-        The weight goes through what `torch.ao.quantization.quantize_dynamic` does to a Linear with
-        `per_channel_dynamic_qconfig` (its weight observer, `torch.quantize_per_channel`, fbgemm's
-        `quantized::linear_prepack`), and forward calls the kernel `DynamicQuantizedLinear.forward`
-        calls (torch/ao/nn/quantized/dynamic/modules/linear.py: `quantized::linear_dynamic` with
-        reduce_range=True), on rows mapped onto [0, 1] (module docstring). Built directly rather than
-        through the module so the weight is packed once: from_float packs it three times, which made
-        loading MusicGen-small's decoder take 8 s here instead of 3.
+        The weight goes through what `quantize_dynamic` does to a Linear with `per_channel_dynamic_qconfig`
+        (its weight observer, `torch.quantize_per_channel`, `quantized::linear_prepack`); forward calls
+        the kernel `DynamicQuantizedLinear.forward` calls (torch/ao/nn/quantized/dynamic/modules/linear.py:
+        `quantized::linear_dynamic`, reduce_range=True). Built directly rather than through that module,
+        which packs the weight three times (loading MusicGen-small's decoder took 8 s instead of 3).
         """
 
         def __init__(self, linear: "torch.nn.Linear"):
@@ -164,13 +175,13 @@ def _int8_linear_class():
             _, _, _, qconfig = _int8_modules()
             weight = linear.weight.detach().float()
             with _quiet():
-                observer = qconfig.weight()  # per-channel symmetric int8, as quantize_dynamic uses
+                observer = qconfig.weight()  # per output channel, symmetric, int8
                 observer(weight)
                 scale, zero_point = observer.calculate_qparams()
                 qweight = torch.quantize_per_channel(weight, scale.double(), zero_point.long(), 0, torch.qint8)
                 self._packed = torch.ops.quantized.linear_prepack(qweight, None)
             bias = linear.bias.detach().float().clone() if linear.bias is not None else None
-            self.register_buffer("rowsum", qweight.dequantize().sum(dim=1))  # W 1, for the affine map
+            self.register_buffer("rowsum", qweight.dequantize().sum(dim=1))  # W 1, to undo the affine maps
             self.register_buffer("bias", bias if bias is not None else torch.zeros_like(self.rowsum))
             self.in_features, self.out_features = linear.in_features, linear.out_features
 
@@ -178,18 +189,24 @@ def _int8_linear_class():
             x = x.float()
             lo, hi = torch.aminmax(x, dim=-1, keepdim=True)
             span = (hi - lo).clamp_min_(1e-30)
-            # Every row spans exactly [0, 1]: the kernel's one activation scale is the same whatever the batch.
-            y = torch.ops.quantized.linear_dynamic((x - lo) / span, self._packed, True)
-            return torch.addcmul(torch.addcmul(self.bias, lo, self.rowsum), y, span)
+            u = (x - lo) / span  # each row spans [0, 1]: the kernel's scale is 1/127 whatever the batch
+            r = u - torch.round(u * ACTIVATION_LEVELS) / ACTIVATION_LEVELS  # what the kernel rounds away
+            rlo, rhi = torch.aminmax(r, dim=-1, keepdim=True)
+            rspan = (rhi - rlo).clamp_min_(1e-30)
+            y = torch.ops.quantized.linear_dynamic(torch.stack((u, (r - rlo) / rspan)), self._packed, True)
+            # W x = span (W u + W r) + lo W 1, with W r = rspan y[1] + rlo W 1
+            out = torch.addcmul(torch.addcmul(self.bias, lo + span * rlo, self.rowsum), y[0], span)
+            return torch.addcmul(out, y[1], span * rspan)
 
         def extra_repr(self) -> str:
             return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                    "int8 weights per channel, int8 activations per token")
+                    "int8 weights per channel, activations per token in two int8 passes")
 
     return Int8Linear
 
 
 _INT8_LINEAR: Any = None
+ACTIVATION_LEVELS = 127.0  # the kernel's activation codes with reduce_range: 0..127 over [0, 1]
 
 
 def int8_linear(linear: "torch.nn.Linear") -> Any:
