@@ -134,6 +134,8 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("gen midi", "--force"): [Effect((*ETUDE, "-o", "mine.mid"), ("--force",), setup=_existing("mine.mid")),
                               Refused((*ETUDE, "--prompts-file", "prompts.txt"), ("--force",), "--force")],
     ("gen midi", "--backend"): [Effect(LLM, ("--backend", "local"))],
+    ("gen midi", "--precision"): [Effect(LLM, ("--precision", "bf16")), Refused(ETUDE, ("--precision", "int8"), "--precision"),
+                                  Refused(LLM, ("--precision", "int8"), "--precision")],
     ("gen midi", "--json"): [Effect(ETUDE, ("--json",))],
     ("gen midi", "--quiet"): [Effect(ETUDE, ("-q",))],
     ("gen midi", "--debug"): [Effect(BAD_MIDI, ("--debug",))],
@@ -161,6 +163,8 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("gen audio", "--out-dir"): [Effect(AUDIO, ("--out-dir", "sub"))],
     ("gen audio", "--force"): [Effect((*AUDIO, "-o", "mine.wav"), ("--force",), setup=_existing("mine.wav"))],
     ("gen audio", "--backend"): [Effect(AUDIO_REMOTE, ("--backend", "local"))],
+    ("gen audio", "--precision"): [Effect(AUDIO, ("--precision", "fp32")), Refused(AUDIO_REMOTE, ("--precision", "int8"), "--precision"),
+                                   Refused(AUDIO, ("--precision", "int4"), "--precision")],
     ("gen audio", "--json"): [Effect(AUDIO, ("--json",))],
     ("gen audio", "--quiet"): [Effect(AUDIO, ("-q",))],
     ("gen audio", "--debug"): [Effect(AUDIO_REMOTE, ("--debug",))],
@@ -187,6 +191,8 @@ CASES: dict[tuple[str, str], list[Any]] = {
     ("gen song", "--out-dir"): [Effect(SONG, ("--out-dir", "sub"))],
     ("gen song", "--force"): [Effect((*SONG, "-o", "mine.wav"), ("--force",), setup=_existing("mine.wav"))],
     ("gen song", "--backend"): [Effect(SONG, ("--backend", "local"))],
+    ("gen song", "--precision"): [Effect(SONG_LLM, ("--precision", "bf16")), Refused(SONG, ("--precision", "bf16"), "--precision"),
+                                  Refused(SONG_LLM, ("--precision", "fp32"), "--precision")],
     ("gen song", "--json"): [Effect(SONG, ("--json",))],
     ("gen song", "--quiet"): [Effect(SONG, ("-q",))],
     ("gen song", "--debug"): [Effect(SONG_LLM, ("--debug",))],
@@ -464,6 +470,20 @@ def materials(tmp_path_factory):
     return {"folder": folder, "tiny": str(tiny), "transcription": available()}
 
 
+def _link_big(src: str, dst: str) -> None:
+    """Copy the materials into a run folder, but link the SoundFont (148 MB): three runs per case over
+    a few hundred cases filled the disk with copies of it. Nothing writes into a material."""
+    import os
+
+    if os.path.getsize(src) > 1_000_000:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
 @pytest.fixture
 def observe(materials, tmp_path, monkeypatch):
     """observe(argv, setup) -> everything a user or a script could notice about that run."""
@@ -480,7 +500,7 @@ def observe(materials, tmp_path, monkeypatch):
     def go(argv: tuple[str, ...], setup: Callable[[Path], None] | None = None) -> dict[str, Any]:
         global _recorder
         folder = tmp_path / f"run{next(runs)}"
-        shutil.copytree(materials["folder"], folder)
+        shutil.copytree(materials["folder"], folder, copy_function=_link_big)
         monkeypatch.chdir(folder)
         monkeypatch.setenv("MUSE_CACHE_DIR", str(folder / "cache"))
         _recorder = Recorder()

@@ -45,6 +45,7 @@ def gen_audio(
     out_dir: o.OutDir = None,
     force: o.Force = False,
     backend: o.Backend = "auto",
+    precision: o.Precision = "auto",
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -70,7 +71,9 @@ def gen_audio(
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,
         melody=jobs.audio_input(melody, "--melody"), continuation=jobs.audio_input(continuation, "--continue"),
         decoder=decoder, format=audio_format, float_wav=float_wav, normalize=normalize, target_lufs=target_lufs,
+        precision=precision,
     )
+    conflicts.precision_on(backend, precision)
     if prompts_file is not None:
         from muse_cli.cli.batch import prompts_conflict, run_prompts
 

@@ -46,6 +46,7 @@ def gen_song(
     out_dir: o.OutDir = None,
     force: o.Force = False,
     backend: o.Backend = "auto",
+    precision: o.Precision = "auto",
     json_out: o.Json = False,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -73,19 +74,23 @@ def gen_song(
         lyrics=_read_lyrics(lyrics), tags=tags, describe_lyrics=describe_lyrics, instrumental=instrumental,
         duration=duration, steps=steps, guidance=guidance, scheduler=scheduler, cfg_type=cfg_type, omega=omega,
         seed=seed, format=audio_format, float_wav=float_wav, cover=not no_cover, categories=not no_categories,
+        precision=precision,
     )
+    conflicts.precision_on(backend, precision)
     if prompts_file is not None:
         from muse_cli.cli.batch import prompts_conflict, run_prompts
 
         prompts_conflict(prompt=description, output=output)
         return run_prompts(ui, "song", prompts_file, fields, out_dir=out_dir, backend=backend, prompt_field="description")
     request = jobs.build(SongRequest, description=description, **fields)
+    llm = request.tags is None or (not request.instrumental and request.lyrics is None)
+    conflicts.needs(ctx, "--precision", "precision", "sets the lyrics LLM's weights, and this song runs no LLM stage "
+                    "(tags given, lyrics given or --instrumental, and --no-categories)", llm or request.categories)
     target = Target.plan(stem=jobs.song_stem(request), out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
     if chosen.name == "local":
         from muse_cli import readiness
 
-        llm = request.tags is None or (not request.instrumental and request.lyrics is None)
         readiness.require("a song", readiness.song(llm=llm))
     for index in range(count):
         one = request if count == 1 or request.seed < 0 else request.model_copy(update={"seed": derive_seed(request.seed, index)})

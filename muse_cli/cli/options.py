@@ -18,3 +18,4 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per re
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress or notes on stderr; only results and errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 TrustCheckpoint = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")]
+Precision = Annotated[str, typer.Option("--precision", help="Model weights: auto (int8 on a CPU, bf16 on a GPU), fp32, bf16, or int8 (CPU only). Modal GPUs run auto/bf16.")]

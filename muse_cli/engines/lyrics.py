@@ -199,4 +199,5 @@ def quantize_model(model: Any) -> list[str]:
     model.config.tie_word_embeddings = False  # an int8 output layer is no longer the embedding: never re-tie
     model.set_input_embeddings(P.int8_embedding(model.get_input_embeddings()))
     model.float()
+    P.own_memory(model)  # nothing left pointing into the checkpoint file's mapping
     return [*swapped, "embed_tokens"]

@@ -524,4 +524,5 @@ def quantize_model(model: Any) -> list[str]:
     embeddings = model.get_input_embeddings()
     model.set_input_embeddings(P.int8_embedding(embeddings))
     model.float()  # norms (and anything else left) in float32: the int8 layers take float32
+    P.own_memory(model)  # nothing left pointing into the checkpoint file's mapping
     return [*swapped, "embed_tokens"]

@@ -583,7 +583,9 @@ def quantize_decoder(model) -> list[str]:
     """
     from muse_cli.engines import precision as P
 
-    return ["decoder." + name for name in P.quantize_linears(model.decoder, keep=_keep_float)]
+    swapped = ["decoder." + name for name in P.quantize_linears(model.decoder, keep=_keep_float)]
+    P.own_memory(model)  # the float checkpoint's file mapping goes with the last view of it
+    return swapped
 
 
 def _keep_float(name: str, module) -> bool:

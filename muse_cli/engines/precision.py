@@ -57,7 +57,7 @@ REMOTE_PRECISIONS = ("auto", "bf16")  # what the Modal GPU classes run: their bf
 def check(precision: str) -> str:
     """The precision name, or InputError (engine constructors take it from requests or callers)."""
     if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise InputError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     return precision
 
 
@@ -137,12 +137,11 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _int8_modules() -> tuple[Any, Any, Any, Any]:
+def _int8_modules() -> Any:
+    """PyTorch's dynamic-quantization settings (`per_channel_dynamic_qconfig`), or a clear failure."""
     try:
         with _quiet():
-            import torch.ao.nn.quantized as nnq
-            import torch.ao.nn.quantized.dynamic as nnqd
-            from torch.ao.quantization import float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
+            from torch.ao.quantization import per_channel_dynamic_qconfig
     except ImportError as exc:  # a future torch without torch.ao.quantization
         raise RuntimeFailure(
             f"precision int8 needs PyTorch's dynamic quantization (torch.ao.quantization): {exc}",
@@ -153,7 +152,7 @@ def _int8_modules() -> tuple[Any, Any, Any, Any]:
             "precision int8 needs PyTorch's x86 int8 kernels (fbgemm), not built into this torch",
             hint="use --precision fp32",
         )
-    return nnq, nnqd, float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig
+    return per_channel_dynamic_qconfig
 
 
 def _int8_linear_class():
@@ -172,7 +171,7 @@ def _int8_linear_class():
 
         def __init__(self, linear: "torch.nn.Linear"):
             super().__init__()
-            _, _, _, qconfig = _int8_modules()
+            qconfig = _int8_modules()
             weight = linear.weight.detach().float()
             with _quiet():
                 observer = qconfig.weight()  # per output channel, symmetric, int8
@@ -181,7 +180,9 @@ def _int8_linear_class():
                 qweight = torch.quantize_per_channel(weight, scale.double(), zero_point.long(), 0, torch.qint8)
                 self._packed = torch.ops.quantized.linear_prepack(qweight, None)
             bias = linear.bias.detach().float().clone() if linear.bias is not None else None
-            self.register_buffer("rowsum", qweight.dequantize().sum(dim=1))  # W 1, to undo the affine maps
+            # W 1, to undo the affine maps: the int8 codes summed exactly, times each channel's scale
+            rowsum = qweight.int_repr().sum(dim=1, dtype=torch.int64).double() * qweight.q_per_channel_scales()
+            self.register_buffer("rowsum", rowsum.float())
             self.register_buffer("bias", bias if bias is not None else torch.zeros_like(self.rowsum))
             self.in_features, self.out_features = linear.in_features, linear.out_features
 
@@ -221,33 +222,87 @@ def is_int8(module: Any) -> bool:
     return _INT8_LINEAR is not None and isinstance(module, _INT8_LINEAR)
 
 
-def int8_embedding(embedding: "torch.nn.Embedding") -> Any:
-    """An Embedding with 8-bit rows (a float scale and offset per row; PyTorch's quantized Embedding)."""
+def _int8_embedding_class():
     import torch
 
-    nnq, _, qconfig, _ = _int8_modules()
-    source = torch.nn.Embedding(embedding.num_embeddings, embedding.embedding_dim, padding_idx=embedding.padding_idx)
-    source.weight = torch.nn.Parameter(embedding.weight.detach().float(), requires_grad=False)
-    source.qconfig = qconfig
-    with _quiet():
-        return nnq.Embedding.from_float(source)
+    class Int8Embedding(torch.nn.Module):
+        """An Embedding with 8-bit rows: each row's own float scale and offset (fbgemm's row-wise byte
+        format, `quantized::embedding_bag_byte_prepack`; what PyTorch's quantized Embedding with
+        `float_qparams_weight_only_qconfig` stores). Looked up with `embedding_bag_byte_rowwise_offsets`,
+        one row per bag. Packed a few thousand rows at a time from the checkpoint's dtype, so a bf16
+        vocabulary is never held in float32 whole (Qwen2.5-7B's would be 2.2 GB)."""
+
+        def __init__(self, embedding: "torch.nn.Embedding", chunk: int = 8192):
+            super().__init__()
+            weight = embedding.weight.detach()
+            packed = [torch.ops.quantized.embedding_bag_byte_prepack(weight[i:i + chunk].float().contiguous())
+                      for i in range(0, weight.shape[0], chunk)]
+            self.register_buffer("packed", torch.cat(packed))
+            self.num_embeddings, self.embedding_dim = weight.shape
+
+        def forward(self, ids: "torch.Tensor") -> "torch.Tensor":
+            flat = ids.reshape(-1)
+            offsets = torch.arange(flat.numel(), dtype=flat.dtype, device=flat.device)
+            rows = torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+                self.packed, flat, offsets, False, 0, False, None, None, False)
+            return rows.view(*ids.shape, self.embedding_dim)
+
+        def extra_repr(self) -> str:
+            return f"{self.num_embeddings}, {self.embedding_dim}, 8-bit rows"
+
+    return Int8Embedding
+
+
+_INT8_EMBEDDING: Any = None
+
+
+def int8_embedding(embedding: "torch.nn.Embedding") -> Any:
+    """The 8-bit twin of an Embedding (see Int8Embedding); its lookups return float32."""
+    global _INT8_EMBEDDING
+    _int8_modules()
+    if _INT8_EMBEDDING is None:
+        _INT8_EMBEDDING = _int8_embedding_class()
+    return _INT8_EMBEDDING(embedding)
+
+
+def own_memory(model: Any) -> None:
+    """Copy every parameter and buffer left in float into memory of its own (in place).
+
+    transformers maps safetensors checkpoints into memory: a tensor loaded from the file is a view of
+    the mapping, and one such view keeps every page of the file that was ever read resident. After
+    quantizing, the float layers left (norms, embeddings, a text encoder, EnCodec) would keep the
+    whole float checkpoint in the process's memory; copied out, the mapping is released.
+    """
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            # in place, so every holder of the parameter sees the copy (an LSTM's _flat_weights, tied weights)
+            param.data = param.data.clone()
+        for module in model.modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None:  # a new tensor: a view's `_base` would keep the mapped original alive
+                    module._buffers[name] = buffer.clone()
 
 
 def quantize_linears(model: Any, keep: Callable[[str, Any], bool] | None = None) -> list[str]:
     """Swap every torch.nn.Linear of `model` (in place) for its int8 twin, except those `keep`
     names (called with the module's dotted name and the module). Returns the names swapped.
 
-    One layer at a time, each freed as soon as it is replaced, so a model loaded in bf16 is never
-    held in float32 whole.
+    One layer at a time, and each float layer is dropped as soon as its twin replaces it (only names
+    are held while walking), so the model never holds a float and an int8 copy of all its layers.
     """
     import torch
 
+    names = [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
     swapped: list[str] = []
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
-            if type(child) is not torch.nn.Linear or (keep is not None and keep(full, child)):
-                continue
-            setattr(module, child_name, int8_linear(child))
-            swapped.append(full)
+    for name in names:
+        parent_name, _, child_name = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        child = getattr(parent, child_name)
+        if keep is not None and keep(name, child):
+            continue
+        setattr(parent, child_name, int8_linear(child))
+        del child
+        swapped.append(name)
     return swapped
