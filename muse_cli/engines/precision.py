@@ -180,9 +180,10 @@ def _int8_linear_class():
                 qweight = torch.quantize_per_channel(weight, scale.double(), zero_point.long(), 0, torch.qint8)
                 self._packed = torch.ops.quantized.linear_prepack(qweight, None)
             bias = linear.bias.detach().float().clone() if linear.bias is not None else None
-            # W 1, to undo the affine maps: the int8 codes summed exactly, times each channel's scale
-            rowsum = qweight.int_repr().sum(dim=1, dtype=torch.int64).double() * qweight.q_per_channel_scales()
-            self.register_buffer("rowsum", rowsum.float())
+            # W 1, to undo the affine maps: the int8 codes summed exactly (int32 holds 128 x 16M), times
+            # each channel's scale
+            codes = qweight.int_repr().sum(dim=1, dtype=torch.int32)
+            self.register_buffer("rowsum", (codes.double() * qweight.q_per_channel_scales()).float())
             self.register_buffer("bias", bias if bias is not None else torch.zeros_like(self.rowsum))
             self.in_features, self.out_features = linear.in_features, linear.out_features
 
