@@ -12,13 +12,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PROTOCOL_VERSION = 1
-"""Bumped when a request or result changes shape; client and deployed app must agree."""
+PROTOCOL_VERSION = 2
+"""Bumped when a request or result changes shape; client and deployed app must agree.
+2: `precision` in MidiRequest, AudioRequest, SongRequest, LyricsRequest and their results."""
 
 Difficulty = Literal["beginner", "intermediate", "advanced"]
 TimeSignature = Literal["2/4", "3/4", "4/4", "6/8"]
 AudioFormat = Literal["wav", "flac", "mp3"]
 Normalization = Literal["loudness", "peak", "rms", "clip", "none"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+"""Model weights on the local backend: auto = int8 on a CPU, bf16 on a GPU (muse_cli/engines/precision.py)."""
+
+_PRECISION_HELP = "weights: auto (int8 on a CPU, bf16 on a GPU), fp32, bf16 or int8 (CPU only)"
 
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
@@ -81,6 +86,7 @@ class MidiRequest(Contract):
     temperature: float = Field(1.0, gt=0, le=5)
     top_p: float = Field(0.98, gt=0, le=1)
     max_tokens: int = Field(2046, ge=3, le=8190)
+    precision: Precision = Field("auto", description="MIDI-LLM " + _PRECISION_HELP)
 
     @field_validator("key")
     @classmethod
@@ -121,6 +127,7 @@ class MidiResult(Contract):
     model: str
     seed: int
     device: str = "cpu"
+    precision: str | None = Field(None, description="what the model ran at: fp32, bf16, fp16, int8 (fp8 on vLLM)")
     samples: list[MidiSample]
     timings: dict[str, float] = {}
 
@@ -179,6 +186,7 @@ class AudioRequest(Contract):
     float_wav: bool = False
     normalize: Normalization = "loudness"
     target_lufs: float = Field(-14.0, ge=-70, le=0)
+    precision: Precision = Field("auto", description="MusicGen " + _PRECISION_HELP)
 
     @model_validator(mode="after")
     def _needs_something(self) -> "AudioRequest":
@@ -201,6 +209,7 @@ class AudioResult(Contract):
     model: str
     seed: int
     device: str = "cpu"
+    precision: str | None = Field(None, description="what the language model ran at: fp32, bf16, fp16 or int8")
     decoder: str = "encodec"
     clips: list[AudioClip]
     timings: dict[str, float] = {}
@@ -543,6 +552,7 @@ class SongRequest(Contract):
     float_wav: bool = False
     cover: bool = Field(True, description="make cover art (SDXL-Turbo)")
     categories: bool = Field(True, description="name 3 to 5 genres with the lyrics LLM")
+    precision: Precision = Field("auto", description="the lyrics LLM's " + _PRECISION_HELP)
 
     @field_validator("lyrics")
     @classmethod
@@ -594,6 +604,7 @@ class LyricsRequest(Contract):
     temperature: float = Field(0.7, gt=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
     max_new_tokens: int = Field(1024, ge=16, le=4096)
+    precision: Precision = Field("auto", description=_PRECISION_HELP)
 
     @field_validator("description", "tags")
     @classmethod
@@ -615,6 +626,7 @@ class LyricsResult(Contract):
     model: str
     seed: int
     device: str = "cpu"
+    precision: str | None = Field(None, description="what the model ran at: fp32, bf16, fp16 or int8")
     task: LyricsTask
     tags: str | None = None
     lyrics: str | None = None

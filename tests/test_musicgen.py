@@ -327,15 +327,16 @@ def test_stereo_model_gives_two_channels(engines, tiny):
         assert not np.allclose(x[0], x[1])  # left and right come from their own codebooks
 
 
-def test_fast_mode_half_precision_runs(tiny):
+def test_bf16_precision_runs(tiny):
     from muse_cli.engines.musicgen import MusicGenEngine
 
     for name in ("stereo", "melody"):
-        engine = MusicGenEngine(tiny[name], device="cpu", fast=True)
+        engine = MusicGenEngine(tiny[name], device="cpu", precision="bf16")
         engine.load()
         assert next(engine.model.decoder.parameters()).dtype == torch.bfloat16
         assert next(engine.model.audio_encoder.parameters()).dtype == torch.float32
-        result = engine.generate(req(tiny[name], duration=2, count=2))
+        result = engine.generate(req(tiny[name], duration=2, count=2, precision="bf16"))
+        assert result.precision == "bf16"
         x = read(result.clips[0])
         assert x.shape == (engine.channels, 2 * TINY_SR) and np.isfinite(x).all() and np.abs(x).max() > 0
 

@@ -32,6 +32,15 @@ class LocalBackend:
                 self._engines[key] = engine
             return self._engines[key]
 
+    @staticmethod
+    def _with_precision(family: str, request: Any, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        """An engine that takes a precision is loaded at the request's: it is quantized or cast once, at
+        load, so the precision is part of the engine's cache key (two precisions, two engines)."""
+        precision = getattr(request, "precision", None)
+        if precision is None or not getattr(get_family(family).engine_class(), "takes_precision", False):
+            return options
+        return {**(options or {}), "precision": precision}
+
     def run(
         self,
         family: str,
@@ -42,6 +51,7 @@ class LocalBackend:
         progress: ProgressFn = null_progress,
     ) -> Any:
         """Run one request. `options` are engine constructor settings (e.g. trust for a checkpoint)."""
+        options = self._with_precision(family, request, options)
         engine = self.engine(family, model, options)
         # One request at a time per engine: models are not re-entrant, settings travel per call.
         with self._locks[self._key(family, model, options)]:

@@ -52,3 +52,14 @@ def not_with(ctx, given: str, options: dict[str, str], why: str) -> None:
     clash = [flag for param, flag in options.items() if typed(ctx, param)]
     if clash:
         refuse(f"{' and '.join(clash)} {'does' if len(clash) == 1 else 'do'} not apply with {given}: {why}")
+
+
+def precision_on(backend: str | None, precision: str) -> None:
+    """--precision: a known name, and fp32 and int8 only where they run (refused for Modal before anything
+    is sent: its GPUs run bf16)."""
+    from muse_cli.backends import choose
+    from muse_cli.engines.precision import check, check_remote
+
+    check(precision)
+    if choose(backend) == "modal":
+        check_remote(precision)

@@ -49,7 +49,7 @@ def gen_audio(
     from muse_cli.kinds.audio import KIND, audio_input
     from muse_cli.output import Target, land_together, output_format
 
-    ui, count, seed, output, out_dir, force, backend = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend
+    ui, count, seed, output, out_dir, force, backend, precision = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend, shared.precision
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
     output = conflicts.output_in_out_dir(ctx, output, out_dir)
     conflicts.needs(ctx, "--float", "float_wav", "writes 32-bit float WAV: it needs --format wav", (audio_format or "wav") == "wav")
@@ -62,7 +62,9 @@ def gen_audio(
         cfg_coef=cfg, extend_stride=extend_stride, count=count, seed=seed,
         melody=audio_input(melody, "--melody"), continuation=audio_input(continuation, "--continue"),
         decoder=decoder, format=audio_format, float_wav=float_wav, normalize=normalize, target_lufs=target_lufs,
+        precision=precision,
     )
+    conflicts.precision_on(backend, precision)
     if prompts_file is not None:
         from muse_cli.cli.batch import prompts_conflict, run_prompts
 

@@ -54,19 +54,20 @@ def gen_midi(
     from muse_cli.kinds.midi import KIND
     from muse_cli.output import Target, land_together, names_file, output_format
 
-    ui, count, seed, output, out_dir, force, backend = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend
+    ui, count, seed, output, out_dir, force, backend, precision = shared.ui, shared.count, shared.seed, shared.output, shared.out_dir, shared.force, shared.backend, shared.precision
     output_format(output, None, ("mid",))  # -o names the MIDI; --render's audio takes its stem
     output = conflicts.output_in_out_dir(ctx, output, out_dir)
     conflicts.needs(ctx, "--format", "audio_format", "is the format of the rendered audio: add --render", render or soundfont is not None)
     if engine == "etude":
-        conflicts.not_with(ctx, "--engine etude", {"model": "--model", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens"},
+        conflicts.not_with(ctx, "--engine etude", {"model": "--model", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens",
+                            "precision": "--precision"},
                            "they are MIDI-LLM settings")
     if prompts_file is not None:
         conflicts.not_with(ctx, "--prompts-file", {"force": "--force"}, "a batch never overwrites (rerun it to resume)")
     fields = dict(
         engine=engine, model=model, difficulty=difficulty, key=key, tempo=tempo,
         time_signature=time_signature, bars=bars, instrument=instrument, hands=hands, style=style,
-        count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+        count=count, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens, precision=precision,
     )
     render_request = (
         build(RenderRequest, soundfont=str(soundfont.resolve()) if soundfont else None, format=audio_format)
@@ -77,6 +78,7 @@ def gen_midi(
         from muse_cli.errors import InputError
 
         raise InputError(f"--soundfont {str(soundfont)!r}: no such file")
+    conflicts.precision_on(backend, precision)
     if prompts_file is not None:
         from muse_cli.cli.batch import prompts_conflict, run_prompts
 

@@ -52,7 +52,7 @@ def gen_song(
     from muse_cli.kinds.song import KIND
     from muse_cli.output import Target, output_format
 
-    ui, count, output, out_dir, force, backend = shared.ui, shared.count, shared.output, shared.out_dir, shared.force, shared.backend
+    ui, count, output, out_dir, force, backend, precision = shared.ui, shared.count, shared.output, shared.out_dir, shared.force, shared.backend, shared.precision
     if count < 1 or count > 16:
         raise InputError(f"--count: must be 1..16 (got {count})")
     audio_format = output_format(output, audio_format, ("wav", "flac", "mp3"))
@@ -67,13 +67,18 @@ def gen_song(
         lyrics=_read_lyrics(lyrics), tags=tags, describe_lyrics=describe_lyrics, instrumental=instrumental,
         duration=duration, steps=steps, guidance=guidance, scheduler=scheduler, cfg_type=cfg_type, omega=omega,
         seed=seed, format=audio_format, float_wav=float_wav, cover=not no_cover, categories=not no_categories,
+        precision=precision,
     )
+    conflicts.precision_on(backend, precision)
     if prompts_file is not None:
         from muse_cli.cli.batch import prompts_conflict, run_prompts
 
         prompts_conflict(prompt=description, output=output)
         return run_prompts(ui, "song", prompts_file, fields, out_dir=out_dir, backend=backend, prompt_field="description")
     request = KIND.request(description=description, **fields)
+    conflicts.needs(ctx, "--precision", "precision", "sets the lyrics LLM's weights, and this song runs no LLM stage "
+                    "(tags given, lyrics given or --instrumental, and --no-categories)",
+                    KIND.writes_text(request) or request.categories)
     target = Target.plan(stem=KIND.stem(request), out_dir=out_dir, output=output, force=force)
     chosen = get_backend(backend)
     KIND.ready(request, chosen)

@@ -21,13 +21,14 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per re
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress or notes on stderr; only results and errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 TrustCheckpoint = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a pickle checkpoint (runs code from the file!).")]
+Precision = Annotated[str, typer.Option("--precision", help="Model weights: auto (int8 on a CPU, bf16 on a GPU), fp32, bf16, or int8 (CPU only). Modal GPUs run auto/bf16.")]
 
 SHARED = {
     "count": (Count, 1), "seed": (Seed, None), "output": (Output, None), "out_dir": (OutDir, None),
-    "force": (Force, False), "backend": (Backend, "auto"), "json_out": (Json, False), "quiet": (Quiet, False),
+    "force": (Force, False), "backend": (Backend, "auto"), "precision": (Precision, "auto"), "json_out": (Json, False), "quiet": (Quiet, False),
     "debug": (Debug, False),
 }
-GEN = ("count", "seed", "output", "out_dir", "force", "backend", "json_out", "quiet", "debug")
+GEN = ("count", "seed", "output", "out_dir", "force", "backend", "precision", "json_out", "quiet", "debug")
 """The shared options of the three `gen` commands, in the order --help lists them."""
 
 
@@ -42,6 +43,7 @@ class Shared:
     out_dir: Optional[Path] = None
     force: bool = False
     backend: str = "auto"
+    precision: str = "auto"
     json_out: bool = False
     quiet: bool = False
     debug: bool = False

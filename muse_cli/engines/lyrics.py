@@ -46,11 +46,18 @@ def parse_answer(request: LyricsRequest, text: str, attempt: int) -> dict[str, A
 
 
 class LyricsEngine:
-    name = "lyrics"
+    """An instruct LLM at `precision` (auto: int8 on a CPU, bf16 on a GPU; muse_cli/engines/precision.py)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL):
+    name = "lyrics"
+    takes_precision = True  # the local backend loads one engine per request precision
+
+    def __init__(self, model: str = DEFAULT_MODEL, precision: str = "auto"):
+        from muse_cli.engines import precision as P
+
         self.model_id = model
         self.device = "cpu"
+        self.precision_request = P.check(precision)
+        self.precision: str | None = None  # resolved at load
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()  # sampling draws from torch's global RNG: one generation at a time
@@ -61,9 +68,14 @@ class LyricsEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from muse_cli.engines import precision as P
+
         hf_logging.disable_progress_bar()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        resolved = P.resolve(self.precision_request, self.device)
+        # int8 starts from the checkpoint's own dtype (bf16 for Qwen2.5: a 7B model is never held in
+        # float32 whole) and converts one layer at a time.
+        dtype = "auto" if resolved == "int8" else P.dtype(resolved)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_id)
             model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=dtype)
@@ -77,8 +89,11 @@ class LyricsEngine:
                 f"the lyrics model {self.model_id} has no chat template",
                 hint="use an instruct/chat model, e.g. " + DEFAULT_MODEL,
             )
+        if resolved == "int8":
+            quantize_model(model)
         self._tokenizer = tokenizer
         self._model = model.to(self.device).eval()
+        self.precision = resolved
 
     def complete(
         self,
@@ -129,6 +144,11 @@ class LyricsEngine:
         return tokenizer.decode(new_tokens, skip_special_tokens=True)
 
     def generate(self, request: LyricsRequest, progress: ProgressFn = null_progress) -> LyricsResult:
+        from muse_cli.engines import precision as P
+
+        if self._model is None:
+            self.load()
+        P.same(request.precision, self.precision, self.device, "lyrics")
         seed = resolve_seed(request.seed)
         messages = messages_for(request)
         budget = min(request.max_new_tokens, _TOKEN_CAP[request.task])
@@ -154,6 +174,7 @@ class LyricsEngine:
                 model=self.model_id,
                 seed=seed,
                 device=self.device,
+                precision=self.precision,
                 task=request.task,
                 attempts=attempt + 1,
                 timings={request.task: round(time.perf_counter() - started, 3)},
@@ -166,3 +187,17 @@ class LyricsEngine:
             + (", or give your own --lyrics FILE" if request.task == "lyrics" else "")
             + (", or give your own --tags" if request.task == "tags" else ""),
         )
+
+
+def quantize_model(model: Any) -> list[str]:
+    """int8 for every linear layer (the output layer included) and 8-bit rows for the input embedding,
+    in place; norms in float32. The same layers as MIDI-LLM's, whose fidelity tests/test_precision.py
+    measures on the real 1B Llama architecture (the lyrics LLM is the same kind of decoder)."""
+    from muse_cli.engines import precision as P
+
+    swapped = P.quantize_linears(model)
+    model.config.tie_word_embeddings = False  # an int8 output layer is no longer the embedding: never re-tie
+    model.set_input_embeddings(P.int8_embedding(model.get_input_embeddings()))
+    model.float()
+    P.own_memory(model)  # nothing left pointing into the checkpoint file's mapping
+    return [*swapped, "embed_tokens"]

@@ -33,6 +33,7 @@ PROMPT_PREFIX = "You are a world-class composer. Please compose some music accor
 MAX_SIMULTANEOUS_NOTES = 64  # the reference rejects samples with more notes than this at one time
 MAX_MELODIC_INSTRUMENTS = 15  # a MIDI file has 16 channels, one of them reserved for drums
 MAX_MODEL_LEN = 10240  # vLLM context: the longest prompt we expect plus max_tokens' upper bound
+HEAD_ROWS = amt.REST + 1  # AMT tokens 0..REST: all that AmtConstraint ever lets the transformers runtime sample
 PULL_HINT = "run: muse models pull midi-llm"
 
 Runtime = Literal["auto", "transformers", "vllm"]
@@ -257,10 +258,21 @@ def _is_local_path(model: str) -> bool:
 
 
 class MidiLLMEngine:
+    """MIDI-LLM on vLLM (bf16, or fp8) or transformers at `precision` (auto: int8 on a CPU, bf16 on a GPU).
+
+    On transformers the output layer keeps only the rows of the AMT tokens the constraint can allow
+    (`HEAD_ROWS`, 27,513 of 183,286): the other logits would be masked anyway, and the full text
+    vocabulary was the largest matrix of the model. At int8, the decoder's linear layers, that head
+    and the input embedding are 8-bit (tests/test_precision.py holds them to the fidelity bound).
+    """
+
     name = "midi-llm"
+    takes_precision = True  # the local backend loads one engine per request precision
 
     def __init__(self, model: str = DEFAULT_MODEL, runtime: Runtime = "auto", device: str | None = None,
-                 fp8: bool = False):
+                 fp8: bool = False, precision: str = "auto"):
+        from muse_cli.engines import precision as P
+
         if runtime not in ("auto", "transformers", "vllm"):
             raise InputError(f"runtime {runtime!r} is not one of auto, transformers, vllm")
         self.model_id = model
@@ -268,6 +280,8 @@ class MidiLLMEngine:
         self.device = device or "cpu"
         self._device_requested = device
         self.fp8 = fp8
+        self.precision_request = P.check(precision)
+        self.precision: str | None = None  # resolved at load
         self._model: Any = None
         self._tokenizer: Any = None
         self._llm: Any = None
@@ -300,9 +314,15 @@ class MidiLLMEngine:
         return self.model_id, False
 
     def load(self) -> None:
+        from muse_cli.engines import precision as P
+
         runtime = self._resolve_runtime()
         if self.fp8 and runtime != "vllm":
             raise InputError("fp8 quantization needs the vllm runtime (a CUDA GPU with vllm installed)")
+        if runtime == "vllm":
+            P.check_remote(self.precision_request)  # vLLM runs bf16 (or fp8): fp32 and int8 are refused
+        else:
+            P.resolve(self.precision_request, self._transformers_device())  # int8 on a GPU: refused before loading
         source, local_only = self._source()
         try:
             from transformers import AutoTokenizer
@@ -319,19 +339,32 @@ class MidiLLMEngine:
             raise RuntimeFailure(f"the tokenizer of {self.model_id} has no begin-of-text token", hint=PULL_HINT)
         self.runtime = runtime
 
-    def _load_transformers(self, source: str, local_only: bool) -> None:
+    def _transformers_device(self) -> str:
         import torch
+
+        return str(self._device_requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def _load_transformers(self, source: str, local_only: bool) -> None:
         from transformers import AutoModelForCausalLM
 
-        device = self._device_requested or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        from muse_cli.engines import precision as P
+
+        device = self._transformers_device()
+        resolved = P.resolve(self.precision_request, device)
+        # int8 starts from the checkpoint's own dtype (bf16 for MIDI-LLM: half the memory of fp32, no
+        # rounding) and converts one layer at a time.
+        dtype = "auto" if resolved == "int8" else P.dtype(resolved)
         model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only, dtype=dtype)
         if model.get_output_embeddings().weight.shape[0] < MIDI_END_ID + 1:
             raise RuntimeFailure(
                 f"{self.model_id} has no AMT music vocabulary (needs {MIDI_END_ID + 1} ids)", hint=PULL_HINT
             )
+        set_music_head(model, int8=resolved == "int8")
+        if resolved == "int8":
+            quantize_model(model)
         self._model = model.to(device).eval()
-        self.device = str(device)
+        self.device = device
+        self.precision = resolved
 
     def _load_vllm(self, source: str) -> None:
         from vllm import LLM
@@ -344,13 +377,20 @@ class MidiLLMEngine:
             gpu_memory_utilization=0.9,
         )
         self.device = "cuda"
+        self.precision = "fp8" if self.fp8 else "bf16"
 
     # ------------------------------------------------------------- generation
 
     def generate(self, request: MidiRequest, progress: ProgressFn = null_progress) -> MidiResult:
+        from muse_cli.engines import precision as P
+
         check_request(request)
         if self._tokenizer is None:
             self.load()
+        if self._llm is not None:
+            P.check_remote(request.precision)
+        else:
+            P.same(request.precision, self.precision, self.device, "MIDI-LLM")
         from muse_cli.music.midi import midi_metadata, midi_to_bytes
 
         seed = resolve_seed(request.seed)
@@ -387,7 +427,8 @@ class MidiLLMEngine:
                                        generation_s=round(sample_s, 3)),
             ))
         return MidiResult(
-            engine=self.name, model=self.model_id, seed=seed, device=self.device, samples=samples,
+            engine=self.name, model=self.model_id, seed=seed, device=self.device, precision=self.precision,
+            samples=samples,
             timings={"generate_s": round(gen_s, 3), "total_s": round(time.perf_counter() - t0, 3)},
         )
 
@@ -432,7 +473,7 @@ class MidiLLMEngine:
                 length[newly_finished.cpu()] = step
                 if bool(constraint.finished.all()):
                     break
-                scores = logits[:, TEXT_VOCAB_SIZE + first:TEXT_VOCAB_SIZE + end].float()
+                scores = logits[:, first:end].float()  # the head's column t is AMT token t
                 scores = scores.masked_fill(~mask, float("-inf"))
                 tokens = first + sample_rows(scores, request.temperature, request.top_p, generators)
                 constraint.advance(tokens)
@@ -447,3 +488,41 @@ class MidiLLMEngine:
         progress(steps, steps)
         rows = out.numpy()
         return [rows[b, : int(length[b])].tolist() for b in range(batch)]
+
+
+# ------------------------------------------------------------------------------ head and int8
+
+
+def set_music_head(model: Any, int8: bool = False) -> None:
+    """Replace the output layer by its AMT rows 0..REST (`HEAD_ROWS`): logits column t is AMT token t.
+
+    In float the new head is a view of the old weight (tied to the input embedding in MIDI-LLM), so it
+    costs no memory; at int8 it is an int8 copy of those rows.
+    """
+    import torch
+
+    old = model.get_output_embeddings()
+    weight = old.weight[MIDI_FIRST_ID:MIDI_FIRST_ID + HEAD_ROWS].detach()
+    head = torch.nn.Linear(weight.shape[1], HEAD_ROWS, bias=False, device="meta")
+    head.weight = torch.nn.Parameter(weight, requires_grad=False)
+    if getattr(old, "bias", None) is not None:
+        head.bias = torch.nn.Parameter(old.bias[MIDI_FIRST_ID:MIDI_FIRST_ID + HEAD_ROWS].detach(), requires_grad=False)
+    if int8:
+        from muse_cli.engines import precision as P
+
+        head = P.int8_linear(head)
+    model.config.tie_word_embeddings = False  # the head is no longer the embedding: never re-tie them
+    model.set_output_embeddings(head)
+
+
+def quantize_model(model: Any) -> list[str]:
+    """int8 for every linear layer of the decoder and for the input embedding (8-bit rows), in place;
+    the rest (norms) in float32. Returns the names of the layers made int8."""
+    from muse_cli.engines import precision as P
+
+    swapped = P.quantize_linears(model)
+    embeddings = model.get_input_embeddings()
+    model.set_input_embeddings(P.int8_embedding(embeddings))
+    model.float()  # norms (and anything else left) in float32: the int8 layers take float32
+    P.own_memory(model)  # nothing left pointing into the checkpoint file's mapping
+    return [*swapped, "embed_tokens"]

@@ -212,31 +212,44 @@ def validate_request(request: AudioRequest, model_id: str | None = None) -> Prep
 class MusicGenEngine:
     """One loaded MusicGen checkpoint; settings arrive with each request.
 
-    `fast` (default: on for CUDA) runs the language model in bfloat16 (float16 where bf16 is missing)
-    and, on CUDA, with a static KV cache, which transformers compiles with torch.compile. EnCodec
-    always runs in float32, as in the reference.
+    `precision` (muse_cli/engines/precision.py; default auto: int8 on a CPU, bf16 on a GPU) sets the
+    language model's weights: int8 quantizes the decoder's linear layers once, at load. `fast`
+    (default: on for CUDA) pads prompts to a multiple of 32 tokens and, on CUDA, uses a static KV
+    cache, which transformers compiles with torch.compile. EnCodec always runs in float32, as in the
+    reference.
     """
 
     name = ENGINE_NAME
+    takes_precision = True  # the local backend loads one engine per request precision
 
-    def __init__(self, model: str = "small", device: str | None = None, fast: bool | None = None):
+    def __init__(self, model: str = "small", device: str | None = None, fast: bool | None = None,
+                 precision: str = "auto"):
+        from muse_cli.engines import precision as P
+
         self.model_name = model
         self.model_id = resolve_model(model)
         self._device_request = device
         self._fast_request = fast
+        self.precision_request = P.check(precision)
+        self.precision: str | None = None  # resolved when the model reaches its device
         self.device = device or "cpu"
         self.fast = False
         self.model = None
         self.tokenizer = None
         self.melody_config: dict | None = None
         self.mbd = None
+        self._quantized: list[str] = []
 
     # -- loading
 
     def load(self, device: str | None = None) -> None:
         """Load the weights on the CPU, then move them to `device` (default: CUDA when present)."""
+        from muse_cli.engines import precision as P
+
+        device = device or self._device_request or _best_device()
+        P.resolve(self.precision_request, device)  # int8 on a GPU is refused before any weights load
         self.load_cpu()
-        self.to(device or self._device_request or _best_device())
+        self.to(device)
 
     def load_cpu(self) -> None:
         """The device-free half of loading (Modal memory snapshots capture this state)."""
@@ -275,19 +288,31 @@ class MusicGenEngine:
         self.model = model.float().eval()
 
     def to(self, device: str) -> None:
-        """Move to `device`; on CUDA (fast mode) the language model runs in half precision."""
+        """Move to `device` at the engine's precision (int8: quantize the decoder, once, on the CPU)."""
         import torch
 
+        from muse_cli.engines import precision as P
+
+        resolved = P.resolve(self.precision_request, device)
+        if self._quantized and resolved != "int8":
+            raise RuntimeFailure(f"this MusicGen engine was quantized to int8 on the CPU; it cannot run at {resolved} on {device}",
+                                 hint="build a new engine for that precision")
         self.device = device
+        self.precision = resolved
         self.fast = bool(self._fast_request if self._fast_request is not None else device.startswith("cuda"))
-        dtype = torch.float32
-        if self.fast:  # on a CPU, bfloat16 pays off only with AMX / AVX512-BF16; fast is off there by default
-            cuda = device.startswith("cuda")
-            dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
-        self.model.to(device=device, dtype=dtype)
+        self.model.to(device=device, dtype=P.dtype(resolved))
         self.model.audio_encoder.to(dtype=torch.float32)
+        if resolved == "int8" and not self._quantized:
+            self._quantized = quantize_decoder(self.model)
         if self.mbd is not None:
             self.mbd = None  # rebuilt on the new device when next needed
+
+    @property
+    def float_dtype(self):
+        """The dtype of the language model's float inputs (text states, chroma)."""
+        from muse_cli.engines import precision as P
+
+        return P.dtype(self.precision or "fp32")
 
     def load_mbd(self) -> None:
         """Load the MultiBandDiffusion decoder (audiocraft; downloads facebook/multiband-diffusion)."""
@@ -343,6 +368,9 @@ class MusicGenEngine:
             raise InputError(f"melody needs a melody model; {request.model!r} is not one")
         if self.model is None:
             self.load()
+        from muse_cli.engines import precision as P
+
+        P.same(request.precision, self.precision, self.device, "MusicGen")
         if request.decoder == "mbd":  # refuse before spending time on the language model
             if self.sample_rate != 32000 or self.channel_codebooks != 4:
                 raise InputError("decoder mbd works with the 32 kHz MusicGen checkpoints only")
@@ -374,7 +402,8 @@ class MusicGenEngine:
             "windows": float(len(plan.windows)),
         }
         return AudioResult(
-            engine=ENGINE_NAME, model=self.model_id, seed=seed, device=self.device, decoder=request.decoder,
+            engine=ENGINE_NAME, model=self.model_id, seed=seed, device=self.device, precision=self.precision,
+            decoder=request.decoder,
             clips=clips, timings=timings,
         )
 
@@ -431,8 +460,7 @@ class MusicGenEngine:
             segment, sr, n_fft=int(cfg.get("n_fft", 16384)), hop=int(cfg.get("hop_length", 4096)),
             num_chroma=int(cfg.get("num_chroma", 12)), max_samples=int(cfg.get("chunk_length", 30)) * sr,
         )
-        dtype = next(self.model.decoder.parameters()).dtype
-        return chroma[None].expand(batch, -1, -1).to(self.device, dtype)
+        return chroma[None].expand(batch, -1, -1).to(self.device, self.float_dtype)
 
     def _generate_codes(self, request, inputs, plan, seeds, prompt_codes, progress):
         """All windows; returns codes [batch, codebooks, frames] including the prompt's."""
@@ -452,9 +480,8 @@ class MusicGenEngine:
         if not conditioned and not self.is_melody:
             # Unconditional: the null condition of MusicGen is an all-zero text embedding.
             hidden = self.model.config.text_encoder.hidden_size
-            dtype = next(self.model.decoder.parameters()).dtype
             text_kwargs = {
-                "encoder_outputs": (torch.zeros((batch, 1, hidden), device=self.device, dtype=dtype),),
+                "encoder_outputs": (torch.zeros((batch, 1, hidden), device=self.device, dtype=self.float_dtype),),
                 "attention_mask": torch.zeros((batch, 1), dtype=torch.long, device=self.device),
             }
         else:
@@ -543,6 +570,26 @@ class MusicGenEngine:
             audio=data, format=request.format, sample_rate=self.sample_rate, channels=audio.shape[0],
             duration=round(audio.shape[-1] / self.sample_rate, 6), seed=seed,
         )
+
+
+def quantize_decoder(model) -> list[str]:
+    """int8 weights for the language model's linear layers (in place); returns the names swapped.
+
+    The decoder's attention, cross-attention and feed-forward layers and its four codebook heads are
+    quantized: tests/test_precision.py holds each to the fidelity bound, on the real small
+    architecture and the tiny test model. Stay in float: the codebook embeddings (a lookup, no
+    matmul), the projection of the text states into the decoder (once per window), the T5 text
+    encoder (once per window: int8 saves no time there, see docs/backends.md) and EnCodec.
+    """
+    from muse_cli.engines import precision as P
+
+    swapped = ["decoder." + name for name in P.quantize_linears(model.decoder, keep=_keep_float)]
+    P.own_memory(model)  # the float checkpoint's file mapping goes with the last view of it
+    return swapped
+
+
+def _keep_float(name: str, module) -> bool:
+    return False
 
 
 def _best_device() -> str:

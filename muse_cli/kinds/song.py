@@ -44,12 +44,15 @@ class SongKind(Kind[SongRequest, SongResult]):
     name = "song"
     request_type = SongRequest
 
+    def writes_text(self, request: SongRequest) -> bool:
+        """Does the LLM stage run: tags or lyrics the user did not give?"""
+        return request.tags is None or (not request.instrumental and request.lyrics is None)
+
     def ready(self, request: SongRequest, backend: Backend) -> None:
         if backend.name == "local":
             from muse_cli.ops import readiness
 
-            llm = request.tags is None or (not request.instrumental and request.lyrics is None)
-            readiness.require("a song", readiness.song(llm=llm))
+            readiness.require("a song", readiness.song(llm=self.writes_text(request)))
 
     def run(self, request: SongRequest, backend: Backend, progress: ProgressFn = null_progress) -> Outcome[SongResult]:
         """Every stage (LLM, ACE-Step, cover, categories) on one backend."""

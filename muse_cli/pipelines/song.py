@@ -101,7 +101,7 @@ def make_song(request: SongRequest, run: StageRunner, progress: ProgressFn = nul
     if needs_tags:
         answer: LyricsResult = timed("tags", lambda: run("lyrics", LyricsRequest(
             task="tags", description=request.description, instrumental=request.instrumental,
-            seed=seeds["tags"])))
+            seed=seeds["tags"], precision=request.precision)))
         tags = answer.tags or ""
         models["lyrics"] = answer.model
         progress(share / 2 if needs_lyrics else share, 100.0)
@@ -114,7 +114,7 @@ def make_song(request: SongRequest, run: StageRunner, progress: ProgressFn = nul
     else:
         answer = timed("lyrics", lambda: run("lyrics", LyricsRequest(
             task="lyrics", description=request.describe_lyrics or request.description, tags=tags,
-            duration=request.duration, seed=seeds["lyrics"])))
+            duration=request.duration, seed=seeds["lyrics"], precision=request.precision)))
         lyrics = answer.lyrics or ""
         models["lyrics"] = answer.model
     if share:
@@ -135,7 +135,7 @@ def make_song(request: SongRequest, run: StageRunner, progress: ProgressFn = nul
         prompt=songtext.cover_prompt(tags, request.description), seed=seeds["cover"]))) if request.cover else None
     genres = _Background(lambda: run("lyrics", LyricsRequest(
         task="categories", tags=tags, description=request.description,
-        seed=seeds["categories"]))) if request.categories else None
+        seed=seeds["categories"], precision=request.precision))) if request.categories else None
 
     song: AceStepResult = music.result()
     timings["acestep"] = music.seconds
