@@ -27,13 +27,16 @@ How `Int8Linear` uses the kernel (tests/test_precision.py measures each point):
    with its seed, and a quiet row next to a loud one would lose precision. Each row is mapped onto
    [0, 1] first, u = (x - lo) / (hi - lo), so the kernel's scale is the same whatever the batch;
    the map is undone on the output with the weight's row sums: W x = (hi - lo) W u + lo W 1.
-2. Two passes of the activations. The kernel quantizes activations to 7 bits (reduce_range: without
-   VNNI, fbgemm sums pairs of products in int16, which 8-bit activations could overflow). With 7
-   bits, the activations' rounding was most of int8's error: on the real 1B MIDI-LLM architecture,
-   cosine 0.976 to the float32 logits. So the remainder r = u - round(u) goes through the same call
-   as a second row, mapped onto [0, 1] in turn: W u = W round(u) + W r, and what is left is the
-   rounding of the remainder, about 1/127 of 1/127. The only real rounding is the weights' (cosine
-   0.996 there), for about 10% more time: the int8 weights are read once for both rows.
+2. Two passes of the activations, where one is not enough. The kernel quantizes activations to 7
+   bits (reduce_range: without VNNI, fbgemm sums pairs of products in int16, which 8-bit activations
+   could overflow). On the real 1B MIDI-LLM architecture that rounding was most of int8's error
+   (cosine 0.974 to the float32 logits, under the bound). So for MIDI-LLM and the lyrics LLM the
+   remainder r = u - round(127 u) / 127 goes through the same call as a second row (as 127 r + 1/2,
+   in [0, 1]): W u = W round(u) + W r, and what is left is the rounding of the remainder, 1/127 of
+   1/127. The only real rounding is then the weights' (cosine 0.996 there), for about 10% more time
+   on that model (its 2048-wide weights are read once for both rows). MusicGen's decoder meets the
+   bound with one pass (cosine 0.999 on the real small architecture) and its narrower layers pay
+   relatively more for the second: it keeps one (two would cost it about 40% of its speed).
 
 This module imports torch lazily: the CLI reads PRECISIONS without loading it.
 """
@@ -169,8 +172,9 @@ def _int8_linear_class():
         which packs the weight three times (loading MusicGen-small's decoder took 8 s instead of 3).
         """
 
-        def __init__(self, linear: "torch.nn.Linear"):
+        def __init__(self, linear: "torch.nn.Linear", two_pass: bool = True):
             super().__init__()
+            self.two_pass = two_pass
             qconfig = _int8_modules()
             weight = linear.weight.detach().float()
             with _quiet():
@@ -189,20 +193,24 @@ def _int8_linear_class():
 
         def forward(self, x: "torch.Tensor") -> "torch.Tensor":
             x = x.float()
-            lo, hi = torch.aminmax(x, dim=-1, keepdim=True)
+            lo, hi = x.amin(dim=-1, keepdim=True), x.amax(dim=-1, keepdim=True)
             span = (hi - lo).clamp_min_(1e-30)
             u = (x - lo) / span  # each row spans [0, 1]: the kernel's scale is 1/127 whatever the batch
-            r = u - torch.round(u * ACTIVATION_LEVELS) / ACTIVATION_LEVELS  # what the kernel rounds away
-            rlo, rhi = torch.aminmax(r, dim=-1, keepdim=True)
-            rspan = (rhi - rlo).clamp_min_(1e-30)
-            y = torch.ops.quantized.linear_dynamic(torch.stack((u, (r - rlo) / rspan)), self._packed, True)
-            # W x = span (W u + W r) + lo W 1, with W r = rspan y[1] + rlo W 1
-            out = torch.addcmul(torch.addcmul(self.bias, lo + span * rlo, self.rowsum), y[0], span)
-            return torch.addcmul(out, y[1], span * rspan)
+            if not self.two_pass:
+                y = torch.ops.quantized.linear_dynamic(u, self._packed, True)
+                return torch.addcmul(torch.addcmul(self.bias, lo, self.rowsum), y, span)
+            # What the kernel rounds away, r = u - round(127 u) / 127, lies in +-0.5/127: as v = 127 r + 0.5
+            # it is in [0, 1] too, so it shares the call (and the scale u fixes) as a second row.
+            v = torch.frac(u * ACTIVATION_LEVELS + 0.5)
+            y = torch.ops.quantized.linear_dynamic(torch.stack((u, v)), self._packed, True)
+            # W x = span (W u + W r) + lo W 1, with W r = (W v - W 1 / 2) / 127
+            out = torch.addcmul(torch.addcmul(self.bias, lo - span * (0.5 / ACTIVATION_LEVELS), self.rowsum), y[0], span)
+            return torch.addcmul(out, y[1], span / ACTIVATION_LEVELS)
 
         def extra_repr(self) -> str:
+            passes = "two int8 passes" if self.two_pass else "one 7-bit pass"
             return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                    "int8 weights per channel, activations per token in two int8 passes")
+                    f"int8 weights per channel, activations per token in {passes}")
 
     return Int8Linear
 
@@ -211,12 +219,12 @@ _INT8_LINEAR: Any = None
 ACTIVATION_LEVELS = 127.0  # the kernel's activation codes with reduce_range: 0..127 over [0, 1]
 
 
-def int8_linear(linear: "torch.nn.Linear") -> Any:
+def int8_linear(linear: "torch.nn.Linear", two_pass: bool = True) -> Any:
     """The int8 twin of one float Linear (see Int8Linear)."""
     global _INT8_LINEAR
     if _INT8_LINEAR is None:
         _INT8_LINEAR = _int8_linear_class()
-    return _INT8_LINEAR(linear)
+    return _INT8_LINEAR(linear, two_pass)
 
 
 def is_int8(module: Any) -> bool:
@@ -286,9 +294,10 @@ def own_memory(model: Any) -> None:
                     module._buffers[name] = buffer.clone()
 
 
-def quantize_linears(model: Any, keep: Callable[[str, Any], bool] | None = None) -> list[str]:
+def quantize_linears(model: Any, keep: Callable[[str, Any], bool] | None = None, two_pass: bool = True) -> list[str]:
     """Swap every torch.nn.Linear of `model` (in place) for its int8 twin, except those `keep`
     names (called with the module's dotted name and the module). Returns the names swapped.
+    `two_pass`: activations in two passes (precise) or one (faster; module docstring).
 
     One layer at a time, and each float layer is dropped as soon as its twin replaces it (only names
     are held while walking), so the model never holds a float and an int8 copy of all its layers.
@@ -303,7 +312,7 @@ def quantize_linears(model: Any, keep: Callable[[str, Any], bool] | None = None)
         child = getattr(parent, child_name)
         if keep is not None and keep(name, child):
             continue
-        setattr(parent, child_name, int8_linear(child))
+        setattr(parent, child_name, int8_linear(child, two_pass))
         del child
         swapped.append(name)
     return swapped
