@@ -364,3 +364,33 @@ def test_real_size_midi_llm_int8_follows_fp32(real_size_threads):
     measured = fidelity(ref, _head_logits(model, ids, len(prefix)))
     assert within_bound(measured), measured
 
+
+
+# ------------------------------------------------------------------------------ the CLI and batch
+
+
+def test_cli_and_batch_record_the_precision(tmp_path, run_cli):
+    import json
+
+    from tiny_musicgen import build_tiny_musicgen
+
+    path = str(build_tiny_musicgen(tmp_path / "mono"))
+    base = ["gen", "audio", "jazz piano", "-d", "1", "--seed", "1", "--backend", "local", "--model", path]
+    code, _, err = run_cli(*base, "-o", "fp32.wav", "--precision", "fp32")
+    assert code == 0, err
+    code, _, err = run_cli(*base, "-o", "auto.wav")
+    assert code == 0, err
+    fp32, auto = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("fp32", "auto"))
+    assert (fp32["request"]["precision"], auto["request"]["precision"]) == ("fp32", "auto")
+    # (the tiny model's int8 logits are so close to fp32's that a 1 s clip draws the same tokens)
+
+    lines = [{"kind": "audio", "prompt": "jazz piano", "model": path, "duration": 1, "seed": 1, "precision": p}
+             for p in ("fp32", "int8")]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, _, err = run_cli("batch", "jobs.jsonl", "--out-dir", "b", "--backend", "local")
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines()]
+    assert len({r["hash"] for r in records}) == 2  # the precision joins the request hash
+    sidecars = sorted((tmp_path / "b").glob("*.json"))
+    assert [json.loads(p.read_text())["request"]["precision"] for p in sidecars] == ["fp32", "int8"]
+    assert (tmp_path / "b" / "0001-jazz-piano.wav").read_bytes() == (tmp_path / "fp32.wav").read_bytes()
