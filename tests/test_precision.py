@@ -8,16 +8,19 @@ a fixed teacher-forced sequence, with classifier-free guidance for MusicGen as i
 
 Why these numbers. Rounding the weights to 8 bits per output channel is the floor any int8 weights
 reach; measured alone (float activations) on the real 1B MIDI-LLM architecture it gives cosine 0.996
-and KL 0.0022, and int8 here adds almost nothing to it (activations go through the kernel in two
-passes, muse_cli/engines/precision.py). The bound leaves about 2x headroom above that floor, and it
-rejects the coarser designs measured on the same model: PyTorch's plain per-tensor dynamic
-quantization (cosine 0.964, KL 0.020) and per-token 7-bit activations in one pass (cosine 0.976).
-A mean KL of 0.005 nats bounds the total-variation distance between the two next-token distributions
-by sqrt(0.005 / 2) = 0.05 on average: drawing with one random stream, at most about one step in
-twenty could pick another token because of int8.
+and KL 0.0022, and MIDI-LLM's int8 adds almost nothing to it (its activations go through the kernel
+in two passes, muse_cli/engines/precision.py): measured 0.9955 and 0.0028. The bound leaves about 2x
+headroom above that floor, and it rejects the coarser designs measured on the same model: PyTorch's
+plain per-tensor dynamic quantization (cosine 0.964, KL 0.020) and per-token 7-bit activations in one
+pass (cosine 0.974, KL 0.016). MusicGen-small's decoder meets it with one pass (0.997, KL 0.0025).
+By Pinsker's inequality a mean KL of 0.005 nats bounds the mean total-variation distance between the
+two next-token distributions by sqrt(0.005 / 2) = 0.05: drawn together as well as possible, int8 and
+float32 would pick different tokens at no more than about one step in twenty.
 
 The real-size tests build the architectures from configs in code with random weights (nothing is
-downloaded); they are marked slow but run in the default suite (about 15 s and 30 s on 2 cores).
+downloaded); they are marked slow but run in the default suite (about 10 s and 20-35 s on 2 shared
+cores). Random weights have no activation outliers; trained weights may have some, which these tests
+cannot show.
 """
 
 from __future__ import annotations
