@@ -354,7 +354,15 @@ class MidiLLMEngine:
         # int8 starts from the checkpoint's own dtype (bf16 for MIDI-LLM: half the memory of fp32, no
         # rounding) and converts one layer at a time.
         dtype = "auto" if resolved == "int8" else P.dtype(resolved)
-        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only, dtype=dtype)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would write to the CLI's stderr
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only, dtype=dtype)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         if model.get_output_embeddings().weight.shape[0] < MIDI_END_ID + 1:
             raise RuntimeFailure(
                 f"{self.model_id} has no AMT music vocabulary (needs {MIDI_END_ID + 1} ids)", hint=PULL_HINT
@@ -464,7 +472,7 @@ class MidiLLMEngine:
         progress(0, steps)
         with torch.inference_mode():
             result = model(input_ids=torch.tensor([ids] * batch, device=device), use_cache=True, logits_to_keep=1)
-            cache = result.past_key_values
+            cache_kw, cache = _cache(model, result)
             logits = result.logits[:, -1, :]
             done = 0
             for step in range(steps):
@@ -481,13 +489,22 @@ class MidiLLMEngine:
                 done = step + 1
                 progress(done, steps)
                 if done < steps:
-                    result = model(input_ids=(tokens + TEXT_VOCAB_SIZE)[:, None], past_key_values=cache,
-                                   use_cache=True)
-                    cache = result.past_key_values
+                    result = model(input_ids=(tokens + TEXT_VOCAB_SIZE)[:, None], use_cache=True, **{cache_kw: cache})
+                    cache = getattr(result, cache_kw)
                     logits = result.logits[:, -1, :]
         progress(steps, steps)
         rows = out.numpy()
         return [rows[b, : int(length[b])].tolist() for b in range(batch)]
+
+
+def _cache(model: Any, result: Any) -> tuple[str, Any]:
+    """(the name of the KV cache, the cache in `result`): transformers 5.25 renamed the forward argument
+    and output field `past_key_values` to `cache` (the old argument warns); earlier versions have only
+    the old name."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+    return name, getattr(result, name)
 
 
 # ------------------------------------------------------------------------------ head and int8

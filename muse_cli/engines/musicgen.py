@@ -584,7 +584,7 @@ def quantize_decoder(model) -> list[str]:
     from muse_cli.engines import precision as P
 
     # One pass of 7-bit activations meets the fidelity bound here (tests/test_precision.py), and the
-    # second pass would cost this decoder's 1024-wide layers about 40% of their speed.
+    # second pass cost this decoder's 1024-wide layers about a quarter of their speed.
     swapped = ["decoder." + name for name in P.quantize_linears(model.decoder, keep=_keep_float, two_pass=False)]
     P.own_memory(model)  # the float checkpoint's file mapping goes with the last view of it
     return swapped

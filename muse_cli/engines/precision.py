@@ -14,7 +14,7 @@
 - auto: int8 on an x86 CPU, bf16 on a GPU (fp32 on a CPU without the int8 kernel).
 
 Why dynamic quantization (and not torchao): on the 2-core development CPU it made MusicGen-small's
-decoder about 6x faster than float32, while torchao 0.18's eager int8 path was 10-20x *slower* than
+decoder about 5x faster than float32, while torchao 0.18's eager int8 path was 10-20x *slower* than
 float32 there (measured by an earlier session; torchao's int8 needs torch.compile to be fast). Why
 not weight-only int8 (`torch._weight_int8pack_mm`, float activations times int8 weights): it made
 the same decoder about 2x slower than float32 on that CPU.
@@ -35,8 +35,9 @@ How `Int8Linear` uses the kernel (tests/test_precision.py measures each point):
    in [0, 1]): W u = W round(u) + W r, and what is left is the rounding of the remainder, 1/127 of
    1/127. The only real rounding is then the weights' (cosine 0.996 there), for about 10% more time
    on that model (its 2048-wide weights are read once for both rows). MusicGen's decoder meets the
-   bound with one pass (cosine 0.999 on the real small architecture) and its narrower layers pay
-   relatively more for the second: it keeps one (two would cost it about 40% of its speed).
+   bound with one pass (cosine 0.997, KL 0.0025 on the real small architecture with guidance) and
+   its narrower layers pay relatively more for the second: it keeps one (two cost it about a
+   quarter of its speed).
 
 This module imports torch lazily: the CLI reads PRECISIONS without loading it.
 """
