@@ -437,15 +437,20 @@ def sidecar(
     timings: dict[str, float],
     metadata: dict[str, Any] | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to reproduce an output, next to it as <stem>.json."""
+    """Everything needed to reproduce an output, next to it as <stem>.json.
+
+    `precision` is what the model ran at (int8 where the request said auto on a CPU); the request
+    keeps what was asked.
+    """
     import datetime
     import platform
 
     from muse_cli import __version__
     from muse_cli.contracts import PROTOCOL_VERSION, record
 
-    return {
+    written = {
         "muse_version": __version__,
         "protocol": PROTOCOL_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -460,3 +465,6 @@ def sidecar(
         "metadata": metadata or {},
         "python": platform.python_version(),
     }
+    if precision is not None:
+        written["precision"] = precision
+    return written

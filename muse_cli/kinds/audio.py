@@ -91,6 +91,7 @@ class AudioKind(Kind[AudioRequest, AudioResult]):
             record = sidecar(
                 command=command, engine=result.engine, model=result.model, backend=outcome.backend, request=request,
                 seed=clip.seed, timings=result.timings, metadata={**meta, "decoder": result.decoder}, device=result.device,
+                precision=result.precision,
             )
             paths = write_group(target.numbered(index, len(result.clips)), {f".{clip.format}": clip.audio}, record)
             saved.append(Saved(paths, {"engine": result.engine, "model": result.model, "seed": clip.seed, **meta}))

@@ -152,7 +152,7 @@ class MidiKind(Kind[MidiRequest, MidiResult]):
             meta = sample.metadata.model_dump()
             record = sidecar(
                 command=command, engine=result.engine, model=result.model, backend=outcome.backend, request=request,
-                seed=sample.seed, timings=times, metadata=meta, device=result.device,
+                seed=sample.seed, timings=times, metadata=meta, device=result.device, precision=result.precision,
             )
             if render is not None:
                 record["render"] = render.model_dump()
