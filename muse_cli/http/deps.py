@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from copy import copy
 from typing import Annotated, Any, Literal
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from muse_cli.http.gate import ApiError, check_token, field_errors, from_muse_error, invalid
 from muse_cli.http.settings import Backend, Settings
 from muse_cli.kinds import KINDS, Outcome
-from muse_cli.kinds.base import Deliver
+from muse_cli.kinds.base import Deliver, b64
 
 
 async def app_settings(request: Request) -> Settings:
@@ -97,10 +96,6 @@ def run_job(kind_name: str, fields: dict[str, Any], backend: Backend) -> tuple[B
 
 
 # ------------------------------------------------------------------------------------- delivery
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 Delivery = Annotated[

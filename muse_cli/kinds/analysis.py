@@ -6,7 +6,6 @@ and with a score the practice section. The report itself is built in muse_cli/pi
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from muse_cli.contracts import AnalysisReport, AnalyzeRequest, RenderRequest
 from muse_cli.errors import InputError, Unavailable
-from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved
+from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved, b64
 from muse_cli.output import Target, sidecar, slugify, write_group
 from muse_cli.progress import ProgressFn, null_progress
 
@@ -65,10 +64,6 @@ def perceptual_runner(request: AnalyzeRequest, backend: Backend) -> tuple[Percep
         return runner.run("piano", make_request(audio, sr), model=checkpoint, options=options)
 
     return score, None
-
-
-def b64(data: bytes | None) -> str | None:
-    return base64.b64encode(data).decode("ascii") if data else None
 
 
 class AnalysisKind(Kind[AnalyzeRequest, "Analysis"]):
@@ -123,9 +118,9 @@ class AnalysisKind(Kind[AnalyzeRequest, "Analysis"]):
     def reply(self, outcome: Outcome[Analysis], deliver: Deliver) -> dict[str, Any]:
         analysis = outcome.result
         reply = analysis.report.model_dump(mode="json")
-        reply["midi_base64"] = b64(analysis.midi)
-        reply["plot_base64"] = b64(analysis.png)
-        reply["score_plot_base64"] = b64(analysis.score_png)
+        for key, data in (("midi_base64", analysis.midi), ("plot_base64", analysis.png),
+                          ("score_plot_base64", analysis.score_png)):
+            reply[key] = b64(data) if data else None
         return reply
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from muse_cli.contracts import AudioClip, AudioFormat, AudioRequest, AudioResult, RenderRequest
 from muse_cli.errors import InputError
-from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved
+from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved, b64
 from muse_cli.output import Target, sidecar, slugify, write_group
 from muse_cli.progress import ProgressFn, null_progress
 
@@ -107,7 +106,7 @@ class AudioKind(Kind[AudioRequest, AudioResult]):
 
     def compat_reply(self, outcome: Outcome[AudioResult]) -> dict[str, Any]:
         clip: AudioClip = outcome.result.clips[0]
-        return {"audio_base64": base64.b64encode(clip.audio).decode("ascii"), "sample_rate": clip.sample_rate,
+        return {"audio_base64": b64(clip.audio), "sample_rate": clip.sample_rate,
                 "duration": clip.duration, "seed": clip.seed}
 
 

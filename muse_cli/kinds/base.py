@@ -9,6 +9,7 @@ and report what the kind returns. Nothing here prints: notices travel in the `Ou
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
@@ -29,6 +30,11 @@ Res = TypeVar("Res")
 
 Deliver = Callable[[bytes, str], "tuple[str | None, str | None]"]
 """How the HTTP face hands over a file: (base64, None) inline, or (None, key) stored."""
+
+
+def b64(data: bytes) -> str:
+    """A file inside a JSON reply."""
+    return base64.b64encode(data).decode("ascii")
 
 
 def build(contract: type[C], /, **fields: Any) -> C:

@@ -6,7 +6,6 @@ engine=midi-llm never falls back. The etude composer always runs in-process: it 
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from muse_cli.contracts import MidiMetadata, MidiRequest, MidiResult, RenderRequest
 from muse_cli.errors import InputError, Unavailable
-from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved
+from muse_cli.kinds.base import Deliver, Kind, Outcome, Saved, b64
 from muse_cli.output import Target, sidecar, slugify, write_group
 from muse_cli.progress import ProgressFn, null_progress
 
@@ -167,7 +166,7 @@ class MidiKind(Kind[MidiRequest, MidiResult]):
     def reply(self, outcome: Outcome[MidiResult], deliver: Deliver) -> dict[str, Any]:
         result = outcome.result
         sample = result.samples[0]
-        return {"success": True, "midiData": base64.b64encode(sample.midi).decode("ascii"), "metadata": sample.metadata,
+        return {"success": True, "midiData": b64(sample.midi), "metadata": sample.metadata,
                 "model": result.model, "engine": result.engine, "seed": sample.seed, "backend": outcome.backend,
                 "notices": outcome.notices}
 
